@@ -1,0 +1,32 @@
+# mona_scale developer targets. The environment lives in .venv/ (never the system Python).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.mona_env_ok
+# DeepSpeed JIT-compiles its CPU comm op on first use: keep the build in the project cache.
+export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
+export WANDB_MODE ?= offline
+
+.PHONY: env test demo lint bench
+
+$(STAMP): setup.py requirements.txt tools/setup_env.sh tools/install_detectron2.sh
+	bash tools/setup_env.sh
+
+## env: create or refresh the environment in .venv/
+env:
+	bash tools/setup_env.sh
+
+## test: create the environment if missing, then run the test suite
+test: $(STAMP)
+	$(PY) -m pytest tests
+
+## demo: create the environment if missing, then run the quickstart report
+demo: $(STAMP)
+	$(PY) -m mona_scale.adapters.report --model swin_b --flops 224
+
+## lint: ruff over the whole tree
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+## bench: the benchmarks (minutes; not part of the tests)
+bench: $(STAMP)
+	$(PY) benchmarks/bench_mona.py

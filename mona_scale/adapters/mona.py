@@ -1,0 +1,132 @@
+"""The Mona adapter (Multi-cognitive Visual Adapter, CVPR 2025).
+
+Parameter names follow the authors' reference (``project1``, ``project2``,
+``adapter_conv.conv1/2/3``, ``adapter_conv.projector``, ``norm``, ``gamma``, ``gammax``)
+so that trained reference checkpoints load unchanged.
+
+Two execution paths compute the same function:
+
+* ``reference``: the literal sequence of the paper (three depthwise convs averaged plus
+  identity, then ``y + pw(y)``), kept for parity checks.
+* ``fused`` (default): because the filter stage is linear, ``(dw3 + dw5 + dw7) / 3 + id``
+  is ONE depthwise 7x7 conv with the zero-padded average kernel plus 1 at the centre tap,
+  and ``y + pw(y)`` is one 1x1 conv with weight ``W + I``. The kernels are rebuilt from the
+  original parameters on every call, so gradients flow to them unchanged. The fused path
+  also stays in the token (channels-last) layout and folds ``gamma`` into the LayerNorm.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["Mona", "MonaOp", "mona_param_count"]
+
+KERNEL_SIZES = (3, 5, 7)
+
+
+def mona_param_count(dim: int, bottleneck: int = 64) -> int:
+    """Number of parameters of one :class:`Mona` adapter.
+
+    Args:
+        dim: token width C.
+        bottleneck: inner width (64 in the paper).
+
+    Returns:
+        ``133*C + 9728`` for the paper's bottleneck of 64.
+    """
+    b = bottleneck
+    outer = 4 * dim + 2 * b * dim + b + dim  # norm, gamma, gammax, project1, project2
+    inner = sum(b * k * k + b for k in KERNEL_SIZES) + b * b + b
+    return outer + inner
+
+
+class MonaOp(nn.Module):
+    """The multi-cognitive filter stage: three depthwise convs and a 1x1 aggregation."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
+        self.conv2 = nn.Conv2d(channels, channels, 5, padding=2, groups=channels)
+        self.conv3 = nn.Conv2d(channels, channels, 7, padding=3, groups=channels)
+        self.projector = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reference path on an NCHW map."""
+        x = (self.conv1(x) + self.conv2(x) + self.conv3(x)) / 3.0 + x
+        return x + self.projector(x)
+
+    def fused_depthwise(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The single 7x7 depthwise kernel (C,1,7,7) and bias equal to the filter stage."""
+        weight = F.pad(self.conv1.weight, (2, 2, 2, 2))
+        weight = weight + F.pad(self.conv2.weight, (1, 1, 1, 1)) + self.conv3.weight
+        weight = weight / 3.0
+        centre = torch.zeros_like(weight)
+        centre[:, :, 3, 3] = 1.0
+        bias = (self.conv1.bias + self.conv2.bias + self.conv3.bias) / 3.0
+        return weight + centre, bias
+
+    def fused_pointwise(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (C, C) matrix ``W + I`` and bias of the aggregation stage."""
+        w = self.projector.weight.flatten(1)
+        return w + torch.eye(w.shape[0], dtype=w.dtype, device=w.device), self.projector.bias
+
+
+class Mona(nn.Module):
+    """Mona adapter: ``x + up(drop(gelu(agg(filters(down(LN(x)*gamma + x*gammax))))))``.
+
+    Args:
+        dim: token width C.
+        bottleneck: inner width (64 for every stage in the paper).
+        dropout: dropout before the up projection (0.1 in the paper).
+        fused: use the fused execution path (default) instead of the reference path.
+    """
+
+    def __init__(self, dim: int, bottleneck: int = 64, dropout: float = 0.1, fused: bool = True):
+        super().__init__()
+        self.fused = fused
+        self.norm = nn.LayerNorm(dim, eps=1e-5)
+        self.gamma = nn.Parameter(torch.full((dim,), 1e-6))
+        self.gammax = nn.Parameter(torch.ones(dim))
+        self.project1 = nn.Linear(dim, bottleneck)
+        self.adapter_conv = MonaOp(bottleneck)
+        self.dropout = nn.Dropout(dropout)
+        self.project2 = nn.Linear(bottleneck, dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The reference initialisation: trunc-normal Linears, unit LN, default convs."""
+        for linear in (self.project1, self.project2):
+            nn.init.trunc_normal_(linear.weight, std=0.02)
+            nn.init.zeros_(linear.bias)
+        nn.init.ones_(self.norm.weight)
+        nn.init.zeros_(self.norm.bias)
+
+    def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        """Args: x (B, N, C) tokens in row-major order; hw the unpadded (H, W), H*W == N."""
+        h, w = hw
+        if x.shape[1] != h * w:
+            raise ValueError(f"Mona got {x.shape[1]} tokens for a {h}x{w} map")
+        path = self._fused if self.fused else self._reference
+        return x + self.project2(self.dropout(F.gelu(path(x, h, w))))
+
+    def _reference(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        z = self.project1(self.norm(x) * self.gamma + x * self.gammax)
+        b, n, c = z.shape
+        z = z.reshape(b, h, w, c).permute(0, 3, 1, 2)
+        z = self.adapter_conv(z)
+        return z.permute(0, 2, 3, 1).reshape(b, n, c)
+
+    def _fused(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        norm = self.norm
+        z = F.layer_norm(x, norm.normalized_shape, norm.weight * self.gamma,
+                         norm.bias * self.gamma, norm.eps)
+        z = self.project1(torch.addcmul(z, x, self.gammax))
+        b, n, c = z.shape
+        dw_weight, dw_bias = self.adapter_conv.fused_depthwise()
+        # (B, N, c) is channels-last memory: the NCHW view below costs no copy.
+        z = z.view(b, h, w, c).permute(0, 3, 1, 2)
+        z = F.conv2d(z, dw_weight, dw_bias, padding=3, groups=c)
+        pw_weight, pw_bias = self.adapter_conv.fused_pointwise()
+        z = z.permute(0, 2, 3, 1).reshape(b, n, c)
+        return F.linear(z, pw_weight, pw_bias)

@@ -1,0 +1,160 @@
+"""The tuning registry: each method inserts its adapters into a Swin backbone and decides
+which backbone parameters train. Everything outside the backbone (necks, heads) is left
+as it is (trainable).
+
+Methods (MONA.md section 5): ``full fixed bitfit ln partial-1 adapter adaptformer lora
+mona``. Select one with :func:`apply_tuning` or ``build_swin(..., tuning=...)``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+
+from torch import nn
+
+from mona_scale.registry import Registry
+
+from .bottleneck import AdaptFormer, BottleneckAdapter
+from .lora import LoRAQKV
+from .mona import Mona
+
+__all__ = ["TUNING_METHODS", "TuningOptions", "TuningMethod", "apply_tuning",
+           "tuning_method_names", "parse_tuning"]
+
+TUNING_METHODS: Registry[TuningMethod] = Registry("tuning.method")
+
+
+@dataclass(frozen=True)
+class TuningOptions:
+    """Options shared by the methods (each uses the ones it needs).
+
+    Attributes:
+        bottleneck: adapter / Mona inner width (64).
+        dropout: adapter dropout (0.1).
+        scale: AdaptFormer output scale (0.1).
+        rank: LoRA rank (64).
+        alpha: LoRA alpha (1.0).
+        fused: Mona's fused execution path (True) or the reference path.
+    """
+
+    bottleneck: int = 64
+    dropout: float = 0.1
+    scale: float = 0.1
+    rank: int = 64
+    alpha: float = 1.0
+    fused: bool = True
+
+
+@dataclass(frozen=True)
+class TuningMethod:
+    """How a method changes a backbone.
+
+    Attributes:
+        insert: adds the method's modules to the backbone (no-op for selective methods).
+        trains: predicate on (backbone, parameter name): does that parameter train?
+    """
+
+    insert: Callable[[nn.Module, TuningOptions], None]
+    trains: Callable[[nn.Module, str], bool]
+
+
+def _no_insert(backbone: nn.Module, options: TuningOptions) -> None:
+    return None
+
+
+def _insert_mona(backbone, options: TuningOptions) -> None:
+    for block in backbone.blocks:
+        for slot in ("my_module_1", "my_module_2"):
+            setattr(block, slot, Mona(block.dim, options.bottleneck, options.dropout,
+                                      fused=options.fused))
+
+
+def _insert_adapter(backbone, options: TuningOptions) -> None:
+    for block in backbone.blocks:
+        for slot in ("attn_adapter", "mlp_adapter"):
+            setattr(block, slot, BottleneckAdapter(block.dim, options.bottleneck,
+                                                   options.dropout))
+
+
+def _insert_adaptformer(backbone, options: TuningOptions) -> None:
+    for block in backbone.blocks:
+        block.parallel_adapter = AdaptFormer(block.dim, options.bottleneck, options.dropout,
+                                             options.scale)
+
+
+def _insert_lora(backbone, options: TuningOptions) -> None:
+    for block in backbone.blocks:
+        block.attn.qkv = LoRAQKV(block.attn.qkv, options.rank, options.alpha)
+
+
+def _has_part(*parts: str) -> Callable[[nn.Module, str], bool]:
+    return lambda backbone, name: any(p in name.split(".") for p in parts)
+
+
+def _in_last_block(backbone, name: str) -> bool:
+    last = len(backbone.layers) - 1
+    return name.startswith(f"layers.{last}.blocks.{len(backbone.layers[last].blocks) - 1}.")
+
+
+TUNING_METHODS.register("full", TuningMethod(_no_insert, lambda bb, n: True))
+TUNING_METHODS.register("fixed", TuningMethod(_no_insert, lambda bb, n: False))
+TUNING_METHODS.register("bitfit", TuningMethod(_no_insert, lambda bb, n: n.endswith(".bias")))
+TUNING_METHODS.register("ln", TuningMethod(_no_insert, lambda bb, n: "norm" in n))
+TUNING_METHODS.register("partial-1", TuningMethod(_no_insert, _in_last_block))
+TUNING_METHODS.register("adapter", TuningMethod(_insert_adapter,
+                                                _has_part("attn_adapter", "mlp_adapter")))
+TUNING_METHODS.register("adaptformer", TuningMethod(_insert_adaptformer,
+                                                    _has_part("parallel_adapter")))
+TUNING_METHODS.register("lora", TuningMethod(
+    _insert_lora, lambda bb, n: n.rsplit(".", 1)[-1].startswith("lora_")))
+TUNING_METHODS.register("mona", TuningMethod(_insert_mona,
+                                             _has_part("my_module_1", "my_module_2")))
+
+
+def tuning_method_names() -> list[str]:
+    """Registered method names in the paper's order."""
+    return TUNING_METHODS.names()
+
+
+def parse_tuning(tuning: str | Mapping | None) -> tuple[str, TuningOptions]:
+    """Split a tuning spec (``"mona"`` or ``{"method": "mona", "bottleneck": 32}``).
+
+    Returns:
+        (method name, options). Raises ValueError naming an unknown method or option.
+    """
+    if tuning is None:
+        tuning = "full"
+    if isinstance(tuning, str):
+        spec = {"method": tuning}
+    else:
+        spec = dict(tuning)
+    method = spec.pop("method", None)
+    if method not in TUNING_METHODS:
+        raise ValueError(f"tuning.method={method!r} is not one of {TUNING_METHODS.names()}")
+    known = {f.name for f in fields(TuningOptions)}
+    unknown = sorted(set(spec) - known)
+    if unknown:
+        raise ValueError(f"unknown tuning option(s) {['tuning.' + k for k in unknown]}; "
+                         f"known: {sorted(known)}")
+    return method, TuningOptions(**spec)
+
+
+def apply_tuning(backbone: nn.Module, tuning: str | Mapping | None = "mona") -> nn.Module:
+    """Insert the method's adapters into ``backbone`` and set ``requires_grad``.
+
+    Args:
+        backbone: a :class:`~mona_scale.backbones.SwinTransformer`.
+        tuning: method name or mapping with ``method`` and options.
+
+    Returns:
+        The same backbone, with ``backbone.tuning_method`` and ``backbone.tuning_options``.
+    """
+    if getattr(backbone, "tuning_method", None) is not None:
+        raise RuntimeError(f"backbone is already tuned with {backbone.tuning_method!r}")
+    name, options = parse_tuning(tuning)
+    method = TUNING_METHODS.get(name)
+    method.insert(backbone, options)
+    for param_name, param in backbone.named_parameters():
+        param.requires_grad_(method.trains(backbone, param_name))
+    backbone.tuning_method, backbone.tuning_options = name, options
+    return backbone

@@ -1,0 +1,229 @@
+"""Loading pretrained Swin weights from every layout users have.
+
+Supported files (detected from their content, not their names):
+
+==============  ============================  ==========================================
+layout          container                     key prefix
+==============  ============================  ==========================================
+microsoft       ``{"model": sd}``             none (``layers.{i}.downsample``)
+mmcv            ``{"state_dict": sd}``        ``backbone.`` (incl. trained Mona adapters)
+detectron2      ``{"model": sd}`` (.pth/.pkl) ``backbone.bottom_up.`` or ``backbone.``
+timm            plain ``sd``                  none, ``layers.{i+1}.downsample``, ``head.fc``
+==============  ============================  ==========================================
+
+Keys outside the backbone (necks, heads) are reported as unexpected; buffers the model
+recomputes (``relative_position_index``, ``attn_mask``) and the classification ``head`` /
+final ``norm`` are ignored. A relative-position table of another window size is
+interpolated bicubically; any other shape disagreement or a file that matches nothing
+raises ``ValueError`` naming the problem.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["LoadReport", "load_pretrained", "read_state_dict", "to_backbone_keys"]
+
+logger = logging.getLogger(__name__)
+
+CONTAINER_KEYS = ("state_dict", "model", "module", "state_dict_ema")
+PREFIXES = ("module.backbone.bottom_up.", "backbone.bottom_up.", "module.backbone.",
+            "backbone.", "bottom_up.", "module.", "encoder.", "")
+BACKBONE_ROOTS = ("patch_embed.", "layers.", "norm0.", "norm1.", "norm2.", "norm3.")
+IGNORED = re.compile(r"(^|\.)(relative_position_index|attn_mask)$|^head\.|^norm\.")
+ADAPTER_PARTS = ("my_module_1", "my_module_2", "attn_adapter", "mlp_adapter",
+                 "parallel_adapter", "lora_")
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_pretrained` did.
+
+    Attributes:
+        source: file path or ``"<state_dict>"``.
+        layout: detected layout (``microsoft``, ``mmcv``, ``detectron2``, ``timm``).
+        loaded: backbone keys that received a tensor.
+        missing: backbone keys not in the file (adapters and ``norm0..3`` are expected).
+        unexpected: file keys that belong to nothing in the backbone.
+        ignored: file keys skipped on purpose (recomputed buffers, classifier head).
+        interpolated: relative-position tables resized to another window.
+    """
+
+    source: str
+    layout: str
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    interpolated: list[str] = field(default_factory=list)
+
+    @property
+    def missing_pretrained(self) -> list[str]:
+        """Missing keys that a pretrained file should have had (not adapters/norm0..3)."""
+        return [k for k in self.missing
+                if not any(p in k for p in ADAPTER_PARTS) and not re.match(r"norm\d\.", k)]
+
+    def summary(self) -> str:
+        """One paragraph for the log."""
+        text = (f"loaded {len(self.loaded)} tensors from {self.source} ({self.layout} layout); "
+                f"missing {len(self.missing)} ({len(self.missing_pretrained)} not adapters or "
+                f"output norms), unexpected {len(self.unexpected)}, ignored "
+                f"{len(self.ignored)}, interpolated {len(self.interpolated)}")
+        if self.missing_pretrained:
+            text += f"\n  missing pretrained keys (first 10): {self.missing_pretrained[:10]}"
+        if self.unexpected:
+            text += f"\n  unexpected keys (first 10): {self.unexpected[:10]}"
+        return text
+
+
+def read_state_dict(path: str | os.PathLike) -> tuple[dict, str]:
+    """Read a checkpoint file into a flat ``{key: tensor}`` dict.
+
+    Args:
+        path: ``.pth``/``.pt``/``.bin`` (torch) or ``.pkl`` (detectron2, numpy arrays).
+
+    Returns:
+        (state dict, container key it was found under or ``""``).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"pretrained checkpoint {path!r} does not exist")
+    if path.endswith(".pkl"):
+        with open(path, "rb") as f:
+            obj = pickle.load(f, encoding="latin1")
+    elif path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+        obj = load_file(path)
+    else:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    return _unwrap(obj, path)
+
+
+def _unwrap(obj, source: str) -> tuple[dict, str]:
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{source}: expected a dict of tensors, got {type(obj).__name__}")
+    for key in CONTAINER_KEYS:
+        if isinstance(obj.get(key), Mapping):
+            return _tensors(obj[key]), key
+    return _tensors(obj), ""
+
+
+def _tensors(state: Mapping) -> dict[str, torch.Tensor]:
+    out = {}
+    for k, v in state.items():
+        if isinstance(v, np.ndarray):
+            v = torch.from_numpy(np.ascontiguousarray(v))
+        if isinstance(v, torch.Tensor):
+            out[k] = v
+    return out
+
+
+def _best_prefix(keys) -> str:
+    def score(prefix: str) -> int:
+        return sum(k.startswith(prefix) and k[len(prefix):].startswith(BACKBONE_ROOTS)
+                   for k in keys)
+    return max(PREFIXES, key=score)  # ties keep the earlier (longer) prefix
+
+
+def _is_timm(keys: set[str], num_stages: int) -> bool:
+    return f"layers.{num_stages - 1}.downsample.reduction.weight" in keys or any(
+        k.startswith("head.fc.") for k in keys)
+
+
+def _from_timm(key: str) -> str:
+    return re.sub(r"^layers\.(\d+)\.downsample",
+                  lambda m: f"layers.{int(m.group(1)) - 1}.downsample", key)
+
+
+def to_backbone_keys(state: Mapping[str, torch.Tensor], num_stages: int = 4,
+                     container: str = "") -> tuple[dict, list[str], list[str], str]:
+    """Map a file's keys onto the backbone's (Microsoft) key space.
+
+    Returns:
+        (mapped state, unexpected keys, ignored keys, layout name).
+    """
+    prefix = _best_prefix(state)
+    roots = BACKBONE_ROOTS + ("head.", "norm.")
+    stripped = {k[len(prefix):]: v for k, v in state.items()
+                if k.startswith(prefix) and k[len(prefix):].startswith(roots)}
+    unexpected = [k for k in state if not k.startswith(prefix) or k[len(prefix):] not in stripped]
+    timm = _is_timm(set(stripped), num_stages)
+    mapped, ignored = {}, []
+    for key, value in stripped.items():
+        if IGNORED.search(key):
+            ignored.append(prefix + key)
+            continue
+        mapped[_from_timm(key) if timm else key] = value
+    layout = ("timm" if timm else "detectron2" if "bottom_up" in prefix
+              else "mmcv" if prefix.endswith("backbone.") or container == "state_dict"
+              else "microsoft")
+    return mapped, unexpected, ignored, layout
+
+
+def interpolate_position_table(table: torch.Tensor, size: int) -> torch.Tensor:
+    """Bicubic resize of a ((2w-1)^2, heads) relative-position table to ``size`` rows."""
+    old, new = int(round(table.shape[0] ** 0.5)), int(round(size ** 0.5))
+    grid = table.T.reshape(1, table.shape[1], old, old).float()
+    grid = F.interpolate(grid, size=(new, new), mode="bicubic", align_corners=False)
+    return grid.reshape(table.shape[1], new * new).T.to(table.dtype)
+
+
+def _fit_shapes(mapped: dict, model_state: dict, source: str) -> list[str]:
+    interpolated = []
+    for key, value in mapped.items():
+        target = model_state.get(key)
+        if target is None or value.shape == target.shape:
+            continue
+        if key.endswith("relative_position_bias_table") and value.shape[1] == target.shape[1]:
+            mapped[key] = interpolate_position_table(value, target.shape[0])
+            interpolated.append(key)
+            continue
+        raise ValueError(
+            f"{source}: shape of {key!r} is {tuple(value.shape)} in the file but "
+            f"{tuple(target.shape)} in the model; is the checkpoint for another Swin size "
+            f"(embed_dim / depths / heads)?")
+    return interpolated
+
+
+def load_pretrained(backbone: nn.Module, path_or_state_dict) -> LoadReport:
+    """Load pretrained weights into a Swin backbone.
+
+    Args:
+        backbone: a :class:`~mona_scale.backbones.SwinTransformer` (tuned or not).
+        path_or_state_dict: a file path or an already loaded (possibly wrapped) dict.
+
+    Returns:
+        A :class:`LoadReport`. Raises ``ValueError`` when nothing matched or a shape
+        disagrees, ``FileNotFoundError`` for a missing file.
+    """
+    if isinstance(path_or_state_dict, Mapping):
+        source = "<state_dict>"
+        state, container = _unwrap(path_or_state_dict, source)
+    else:
+        source = os.fspath(path_or_state_dict)
+        state, container = read_state_dict(source)
+    mapped, unexpected, ignored, layout = to_backbone_keys(state, len(backbone.layers), container)
+    model_state = backbone.state_dict()
+    unexpected += [k for k in mapped if k not in model_state]
+    mapped = {k: v for k, v in mapped.items() if k in model_state}
+    if not mapped:
+        raise ValueError(
+            f"{source}: no tensor matched the Swin backbone (file keys look like "
+            f"{list(state)[:5]}; expected keys like {list(model_state)[:3]}). Refusing to "
+            f"continue with random weights.")
+    interpolated = _fit_shapes(mapped, model_state, source)
+    backbone.load_state_dict(mapped, strict=False)
+    report = LoadReport(source, layout, loaded=sorted(mapped),
+                        missing=[k for k in model_state if k not in mapped],
+                        unexpected=unexpected, ignored=ignored, interpolated=interpolated)
+    logger.info(report.summary())
+    return report

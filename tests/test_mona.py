@@ -1,0 +1,77 @@
+import pytest
+import torch
+
+from mona_scale.adapters import Mona, mona_param_count
+
+REFERENCE_NAMES = {
+    "norm.weight", "norm.bias", "gamma", "gammax", "project1.weight", "project1.bias",
+    "project2.weight", "project2.bias", "adapter_conv.conv1.weight", "adapter_conv.conv1.bias",
+    "adapter_conv.conv2.weight", "adapter_conv.conv2.bias", "adapter_conv.conv3.weight",
+    "adapter_conv.conv3.bias", "adapter_conv.projector.weight", "adapter_conv.projector.bias"}
+
+
+@pytest.mark.parametrize("dim", [96, 128, 1536])
+def test_parameter_names_and_count(dim):
+    mona = Mona(dim)
+    assert {n for n, _ in mona.named_parameters()} == REFERENCE_NAMES
+    count = sum(p.numel() for p in mona.parameters())
+    assert count == mona_param_count(dim) == 133 * dim + 9728
+    assert mona.adapter_conv.conv1.weight.shape == (64, 1, 3, 3)
+    assert mona.adapter_conv.conv3.weight.shape == (64, 1, 7, 7)
+
+
+def test_initialisation_is_the_reference_one():
+    mona = Mona(256)
+    assert torch.all(mona.gamma == 1e-6) and torch.all(mona.gammax == 1.0)
+    assert torch.all(mona.norm.weight == 1) and torch.all(mona.norm.bias == 0)
+    for linear in (mona.project1, mona.project2):
+        assert torch.all(linear.bias == 0)
+        assert abs(linear.weight.std().item() - 0.02) < 0.002
+    assert mona.norm.eps == 1e-5 and mona.dropout.p == 0.1
+    # default Conv2d init (kaiming-uniform), not zero: the adapter is not an identity
+    assert mona.adapter_conv.projector.weight.abs().sum() > 0
+    x = torch.randn(2, 6 * 5, 256)
+    assert not torch.allclose(mona.eval()(x, (6, 5)), x)
+
+
+def _randomise(mona: Mona) -> None:
+    with torch.no_grad():
+        mona.gamma.normal_(0, 0.5)
+        mona.gammax.normal_(1, 0.5)
+        mona.norm.weight.normal_(1, 0.2)
+        mona.norm.bias.normal_(0, 0.2)
+
+
+@pytest.mark.parametrize("hw", [(7, 7), (9, 13), (1, 5), (16, 12)])
+def test_fused_matches_reference(hw):
+    fused = Mona(96, dropout=0.0, fused=True)
+    _randomise(fused)
+    reference = Mona(96, dropout=0.0, fused=False)
+    reference.load_state_dict(fused.state_dict())
+    x = torch.randn(2, hw[0] * hw[1], 96)
+    x_f, x_r = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out_f, out_r = fused(x_f, hw), reference(x_r, hw)
+    assert (out_f - out_r).abs().max() <= 1e-5
+    grad_out = torch.randn_like(out_f)
+    out_f.backward(grad_out)
+    out_r.backward(grad_out)
+    assert (x_f.grad - x_r.grad).abs().max() <= 1e-5
+    ref_params = dict(reference.named_parameters())
+    for name, p in fused.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+        assert (p.grad - ref_params[name].grad).abs().max() <= 1e-5, name
+
+
+def test_dropout_is_active_in_training_only():
+    mona = Mona(32)
+    _randomise(mona)
+    x = torch.randn(1, 64, 32)
+    mona.train()
+    assert not torch.equal(mona(x, (8, 8)), mona(x, (8, 8)))
+    mona.eval()
+    assert torch.equal(mona(x, (8, 8)), mona(x, (8, 8)))
+
+
+def test_token_count_must_match_map():
+    with pytest.raises(ValueError, match="63 tokens for a 8x8 map"):
+        Mona(32)(torch.randn(1, 63, 32), (8, 8))
