@@ -56,6 +56,13 @@ class MonaOp(nn.Module):
         x = (self.conv1(x) + self.conv2(x) + self.conv3(x)) / 3.0 + x
         return x + self.projector(x)
 
+    def forward_fused(self, x: torch.Tensor) -> torch.Tensor:
+        """Fused path: NCHW map in, the same values out in NHWC (channels-last) layout."""
+        dw_weight, dw_bias = self.fused_depthwise()
+        x = F.conv2d(x, dw_weight, dw_bias, padding=3, groups=x.shape[1])
+        pw_weight, pw_bias = self.fused_pointwise()
+        return F.linear(x.permute(0, 2, 3, 1), pw_weight, pw_bias)
+
     def fused_depthwise(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The single 7x7 depthwise kernel (C,1,7,7) and bias equal to the filter stage."""
         weight = F.pad(self.conv1.weight, (2, 2, 2, 2))
@@ -104,29 +111,27 @@ class Mona(nn.Module):
 
     def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
         """Args: x (B, N, C) tokens in row-major order; hw the unpadded (H, W), H*W == N."""
-        h, w = hw
-        if x.shape[1] != h * w:
-            raise ValueError(f"Mona got {x.shape[1]} tokens for a {h}x{w} map")
-        path = self._fused if self.fused else self._reference
-        return x + self.project2(self.dropout(F.gelu(path(x, h, w))))
+        if x.shape[1] != hw[0] * hw[1]:
+            raise ValueError(f"Mona got {x.shape[1]} tokens for a {hw[0]}x{hw[1]} map")
+        z = self.filter_stage(self.project1(self.scaled_norm(x)), hw)
+        out = self.project2(self.dropout(F.gelu(z)))
+        # fused: in-place residual on the Linear's fresh output (one full-width tensor fewer)
+        return out.add_(x) if self.fused else x + out
 
-    def _reference(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        z = self.project1(self.norm(x) * self.gamma + x * self.gammax)
-        b, n, c = z.shape
-        z = z.reshape(b, h, w, c).permute(0, 3, 1, 2)
-        z = self.adapter_conv(z)
-        return z.permute(0, 2, 3, 1).reshape(b, n, c)
-
-    def _fused(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    def scaled_norm(self, x: torch.Tensor) -> torch.Tensor:
+        """``LN(x) * gamma + x * gammax`` (fused: gamma folded into the LN affine)."""
+        if not self.fused:
+            return self.norm(x) * self.gamma + x * self.gammax
         norm = self.norm
         z = F.layer_norm(x, norm.normalized_shape, norm.weight * self.gamma,
                          norm.bias * self.gamma, norm.eps)
-        z = self.project1(torch.addcmul(z, x, self.gammax))
+        return torch.addcmul(z, x, self.gammax)
+
+    def filter_stage(self, z: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        """Multi-cognitive filters and aggregation on (B, N, c) tokens over the (H, W) map."""
         b, n, c = z.shape
-        dw_weight, dw_bias = self.adapter_conv.fused_depthwise()
-        # (B, N, c) is channels-last memory: the NCHW view below costs no copy.
-        z = z.view(b, h, w, c).permute(0, 3, 1, 2)
-        z = F.conv2d(z, dw_weight, dw_bias, padding=3, groups=c)
-        pw_weight, pw_bias = self.adapter_conv.fused_pointwise()
-        z = z.permute(0, 2, 3, 1).reshape(b, n, c)
-        return F.linear(z, pw_weight, pw_bias)
+        # (B, N, c) is channels-last memory: this NCHW view costs no copy.
+        maps = z.reshape(b, hw[0], hw[1], c).permute(0, 3, 1, 2)
+        if self.fused:
+            return self.adapter_conv.forward_fused(maps).reshape(b, n, c)
+        return self.adapter_conv(maps).permute(0, 2, 3, 1).reshape(b, n, c)
