@@ -34,6 +34,7 @@ STEP_VARIANTS = {  # name -> (tuning, activation checkpointing)
     "full": ("full", False),
     "mona": ({"method": "mona", "fused": True}, False),
     "mona-reference": ({"method": "mona", "fused": False}, False),
+    "mona+recompute": ({"method": "mona", "fused": True, "recompute": True}, False),
     "mona+ckpt": ({"method": "mona", "fused": True}, True),
     "floor (fixed, no adapters)": ("fixed", False),
 }

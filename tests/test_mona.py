@@ -75,3 +75,22 @@ def test_dropout_is_active_in_training_only():
 def test_token_count_must_match_map():
     with pytest.raises(ValueError, match="63 tokens for a 8x8 map"):
         Mona(32)(torch.randn(1, 63, 32), (8, 8))
+
+
+def test_recompute_gives_the_same_output_and_gradients():
+    plain = Mona(48)
+    _randomise(plain)
+    recompute = Mona(48, recompute=True)
+    recompute.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 35, 48)
+    grads = []
+    for mona in (plain, recompute):
+        torch.manual_seed(3)  # same dropout mask
+        inp = x.clone().requires_grad_()
+        out = mona(inp, (5, 7))
+        out.square().sum().backward()
+        grads.append((out.detach(), inp.grad, [p.grad for p in mona.parameters()]))
+    assert torch.allclose(grads[0][0], grads[1][0], atol=1e-6)
+    assert torch.allclose(grads[0][1], grads[1][1], atol=1e-5)
+    for a, b in zip(grads[0][2], grads[1][2], strict=True):
+        assert torch.allclose(a, b, atol=1e-5)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 __all__ = ["Mona", "MonaOp", "mona_param_count"]
 
@@ -87,11 +88,14 @@ class Mona(nn.Module):
         bottleneck: inner width (64 for every stage in the paper).
         dropout: dropout before the up projection (0.1 in the paper).
         fused: use the fused execution path (default) instead of the reference path.
+        recompute: save only the input and recompute the adapter in backward (non-reentrant
+            checkpointing of the adapter branch: less memory, one extra adapter forward).
     """
 
-    def __init__(self, dim: int, bottleneck: int = 64, dropout: float = 0.1, fused: bool = True):
+    def __init__(self, dim: int, bottleneck: int = 64, dropout: float = 0.1, fused: bool = True,
+                 recompute: bool = False):
         super().__init__()
-        self.fused = fused
+        self.fused, self.recompute = fused, recompute
         self.norm = nn.LayerNorm(dim, eps=1e-5)
         self.gamma = nn.Parameter(torch.full((dim,), 1e-6))
         self.gammax = nn.Parameter(torch.ones(dim))
@@ -113,10 +117,17 @@ class Mona(nn.Module):
         """Args: x (B, N, C) tokens in row-major order; hw the unpadded (H, W), H*W == N."""
         if x.shape[1] != hw[0] * hw[1]:
             raise ValueError(f"Mona got {x.shape[1]} tokens for a {hw[0]}x{hw[1]} map")
-        z = self.filter_stage(self.project1(self.scaled_norm(x)), hw)
-        out = self.project2(self.dropout(F.gelu(z)))
+        if self.recompute and torch.is_grad_enabled():
+            out = checkpoint(self.branch, x, hw, use_reentrant=False)
+        else:
+            out = self.branch(x, hw)
         # fused: in-place residual on the Linear's fresh output (one full-width tensor fewer)
         return out.add_(x) if self.fused else x + out
+
+    def branch(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        """Everything but the residual: ``up(drop(gelu(filters(down(scaled_norm(x))))))``."""
+        z = self.filter_stage(self.project1(self.scaled_norm(x)), hw)
+        return self.project2(self.dropout(F.gelu(z)))
 
     def scaled_norm(self, x: torch.Tensor) -> torch.Tensor:
         """``LN(x) * gamma + x * gammax`` (fused: gamma folded into the LN affine)."""

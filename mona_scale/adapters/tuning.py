@@ -35,6 +35,7 @@ class TuningOptions:
         rank: LoRA rank (64).
         alpha: LoRA alpha (1.0).
         fused: Mona's fused execution path (True) or the reference path.
+        recompute: Mona recomputes its branch in backward instead of storing activations.
     """
 
     bottleneck: int = 64
@@ -43,6 +44,7 @@ class TuningOptions:
     rank: int = 64
     alpha: float = 1.0
     fused: bool = True
+    recompute: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ def _insert_mona(backbone, options: TuningOptions) -> None:
     for block in backbone.blocks:
         for slot in ("my_module_1", "my_module_2"):
             setattr(block, slot, Mona(block.dim, options.bottleneck, options.dropout,
-                                      fused=options.fused))
+                                      fused=options.fused, recompute=options.recompute))
 
 
 def _insert_adapter(backbone, options: TuningOptions) -> None:
