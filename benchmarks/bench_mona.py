@@ -24,9 +24,9 @@ import subprocess
 import sys
 import time
 
-import torch
-
 from mona_scale.adapters import Mona
+
+import torch
 
 SWIN_B_STAGES = [(128, 256, 2), (256, 128, 2), (512, 64, 18), (1024, 32, 2)]  # C, side, depth
 

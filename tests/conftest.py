@@ -1,10 +1,10 @@
 """Shared fixtures: tiny Swin models (CPU, a few blocks) and deterministic seeds."""
 from __future__ import annotations
 
+from mona_scale.backbones import build_swin
+
 import pytest
 import torch
-
-from mona_scale.backbones import build_swin
 
 TINY = dict(embed_dim=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8))
 

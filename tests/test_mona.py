@@ -1,7 +1,7 @@
+from mona_scale.adapters import Mona, mona_param_count
+
 import pytest
 import torch
-
-from mona_scale.adapters import Mona, mona_param_count
 
 REFERENCE_NAMES = {
     "norm.weight", "norm.bias", "gamma", "gammax", "project1.weight", "project1.bias",

@@ -1,12 +1,12 @@
 """Round trips of every supported checkpoint layout, written by the test itself."""
 import pickle
 
+from mona_scale.backbones import load_pretrained
+from mona_scale.backbones.pretrained import interpolate_position_table
+
 import pytest
 import torch
 import torch.nn.functional as F
-
-from mona_scale.backbones import load_pretrained
-from mona_scale.backbones.pretrained import interpolate_position_table
 
 
 def microsoft_state(model) -> dict:

@@ -1,11 +1,11 @@
 import math
 
-import pytest
-import torch
-
 from mona_scale.backbones import build_swin
 from mona_scale.backbones.pretrained import load_pretrained
 from mona_scale.backbones.swin import shifted_window_mask
+
+import pytest
+import torch
 
 
 @pytest.mark.parametrize("size", [(200, 312), (61, 97), (33, 45), (224, 224), (29, 230)])

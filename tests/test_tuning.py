@@ -1,9 +1,9 @@
-import pytest
-import torch
-
 from mona_scale.adapters import apply_tuning, parse_tuning, tuning_method_names
 from mona_scale.adapters.report import REFERENCE_COUNTS, parameter_counts
 from mona_scale.backbones import build_swin
+
+import pytest
+import torch
 
 METHODS = ["full", "fixed", "bitfit", "ln", "partial-1", "adapter", "adaptformer", "lora",
            "mona"]

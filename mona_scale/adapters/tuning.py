@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 
-from torch import nn
-
 from mona_scale.registry import Registry
+
+from torch import nn
 
 from .bottleneck import AdaptFormer, BottleneckAdapter
 from .lora import LoRAQKV

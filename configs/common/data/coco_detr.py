@@ -1,0 +1,53 @@
+# COCO 2017 with the DETR-style multi-scale augmentation of the paper's recipe: flip, then
+# either a multi-scale resize (short side 480..800, long <= 1333) or resize (400/500/600)
+# -> random crop (384..600 absolute) -> multi-scale resize. Test at 1333x800.
+from mona_scale.data.catalog import get_dataset_dicts
+from mona_scale.data.transforms import RandomChoice
+
+import detectron2.data.transforms as T
+from detectron2.config import LazyCall as L
+from detectron2.data import DatasetMapper, build_detection_test_loader, build_detection_train_loader
+from detectron2.evaluation import COCOEvaluator
+from omegaconf import OmegaConf
+
+MULTI_SCALE = L(T.ResizeShortestEdge)(
+    short_edge_length=tuple(range(480, 801, 32)), max_size=1333, sample_style="choice")
+
+dataloader = OmegaConf.create()
+dataloader.train = L(build_detection_train_loader)(
+    dataset=L(get_dataset_dicts)(names="coco_2017_train"),
+    mapper=L(DatasetMapper)(
+        is_train=True,
+        augmentations=[
+            L(T.RandomFlip)(horizontal=True),
+            L(RandomChoice)(choices=[
+                [MULTI_SCALE],
+                [
+                    L(T.ResizeShortestEdge)(short_edge_length=(400, 500, 600), max_size=1333,
+                                            sample_style="choice"),
+                    L(T.RandomCrop)(crop_type="absolute_range", crop_size=(384, 600)),
+                    MULTI_SCALE,
+                ],
+            ]),
+        ],
+        image_format="RGB",
+        use_instance_mask=True,
+        recompute_boxes=True,
+    ),
+    total_batch_size=16,
+    num_workers=4,
+)
+dataloader.test = L(build_detection_test_loader)(
+    dataset=L(get_dataset_dicts)(names="coco_2017_val", filter_empty=False),
+    mapper=L(DatasetMapper)(
+        is_train=False,
+        augmentations=[L(T.ResizeShortestEdge)(short_edge_length=800, max_size=1333)],
+        image_format="RGB",
+    ),
+    num_workers=4,
+)
+dataloader.evaluator = L(COCOEvaluator)(
+    dataset_name="${..test.dataset.names}",
+    use_fast_impl=False,  # the fast evaluator needs detectron2's C++ ops
+    output_dir="${train.output_dir}/inference",
+)

@@ -1,0 +1,41 @@
+# The synthetic instance-segmentation set (coloured shapes with masks, 128x128), generated
+# on first use under $MONA_DATASETS (default ./datasets/synthetic).
+from mona_scale.data import synthetic_dataset_dicts
+
+import detectron2.data.transforms as T
+from detectron2.config import LazyCall as L
+from detectron2.data import DatasetMapper, build_detection_test_loader, build_detection_train_loader
+from detectron2.evaluation import COCOEvaluator
+from omegaconf import OmegaConf
+
+dataloader = OmegaConf.create()
+dataloader.train = L(build_detection_train_loader)(
+    dataset=L(synthetic_dataset_dicts)(name="shapes_instances_train", num_images=400),
+    mapper=L(DatasetMapper)(
+        is_train=True,
+        augmentations=[
+            L(T.ResizeShortestEdge)(short_edge_length=(112, 128, 144), max_size=256,
+                                    sample_style="choice"),
+            L(T.RandomFlip)(horizontal=True),
+        ],
+        image_format="RGB",
+        use_instance_mask=True,
+        instance_mask_format="bitmask",
+    ),
+    total_batch_size=8,
+    num_workers=1,
+)
+dataloader.test = L(build_detection_test_loader)(
+    dataset=L(synthetic_dataset_dicts)(name="shapes_instances_val", num_images=80),
+    mapper=L(DatasetMapper)(
+        is_train=False,
+        augmentations=[L(T.ResizeShortestEdge)(short_edge_length=128, max_size=256)],
+        image_format="RGB",
+    ),
+    num_workers=1,
+)
+dataloader.evaluator = L(COCOEvaluator)(
+    dataset_name="${..test.dataset.name}",
+    use_fast_impl=False,
+    output_dir="${train.output_dir}/inference",
+)

@@ -1,0 +1,34 @@
+# Pascal VOC 07+12 trainval for training, VOC 2007 test for AP50 (11-point VOC07 metric),
+# images resized to 1000x600 (short side 600, long side <= 1000) as in the paper.
+from mona_scale.data.catalog import get_dataset_dicts
+
+import detectron2.data.transforms as T
+from detectron2.config import LazyCall as L
+from detectron2.data import DatasetMapper, build_detection_test_loader, build_detection_train_loader
+from detectron2.evaluation import PascalVOCDetectionEvaluator
+from omegaconf import OmegaConf
+
+dataloader = OmegaConf.create()
+dataloader.train = L(build_detection_train_loader)(
+    dataset=L(get_dataset_dicts)(names=["voc_2007_trainval", "voc_2012_trainval"]),
+    mapper=L(DatasetMapper)(
+        is_train=True,
+        augmentations=[
+            L(T.ResizeShortestEdge)(short_edge_length=600, max_size=1000),
+            L(T.RandomFlip)(horizontal=True),
+        ],
+        image_format="RGB",
+    ),
+    total_batch_size=2,
+    num_workers=4,
+)
+dataloader.test = L(build_detection_test_loader)(
+    dataset=L(get_dataset_dicts)(names="voc_2007_test", filter_empty=False),
+    mapper=L(DatasetMapper)(
+        is_train=False,
+        augmentations=[L(T.ResizeShortestEdge)(short_edge_length=600, max_size=1000)],
+        image_format="RGB",
+    ),
+    num_workers=4,
+)
+dataloader.evaluator = L(PascalVOCDetectionEvaluator)(dataset_name="voc_2007_test")

@@ -1,0 +1,16 @@
+# A Swin backbone with the run's tuning method (the ${tuning} node of the final config).
+from mona_scale.backbones import build_swin
+
+from detectron2.config import LazyCall as L
+
+backbone = L(build_swin)(
+    name="swin_b",
+    tuning="${tuning}",
+    drop_path_rate=0.3,
+    window_size=7,
+    out_features=["res2", "res3", "res4", "res5"],
+)
+
+# ImageNet statistics in RGB (Swin's pretraining)
+pixel_mean = [123.675, 116.28, 103.53]
+pixel_std = [58.395, 57.12, 57.375]

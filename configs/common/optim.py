@@ -1,0 +1,6 @@
+# AdamW; parameter groups (trainable parameters only; no decay on norms and relative-position
+# tables) are built by mona_scale.engine.optim.param_groups at run time.
+import torch
+from detectron2.config import LazyCall as L
+
+AdamW = L(torch.optim.AdamW)(lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05)

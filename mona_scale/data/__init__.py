@@ -1,0 +1,14 @@
+"""Datasets: deterministic synthetic shapes for quickstarts and tests."""
+from .synthetic import (
+    SHAPE_CLASSES,
+    default_root,
+    make_shapes_classification,
+    make_shapes_instances,
+    register_synthetic_dataset,
+    register_synthetic_datasets,
+    synthetic_dataset_dicts,
+)
+
+__all__ = ["SHAPE_CLASSES", "default_root", "make_shapes_instances",
+           "make_shapes_classification", "register_synthetic_dataset",
+           "register_synthetic_datasets", "synthetic_dataset_dicts"]

@@ -1,0 +1,99 @@
+"""LazyConfig loading with strict ``key=value`` overrides.
+
+detectron2's ``LazyConfig.apply_overrides`` silently creates a key that does not exist
+(``train.max_iters=10`` trains with the default ``max_iter``). Here an override must name
+an existing key, or a keyword argument that the ``_target_`` of its parent node accepts;
+anything else is a ``KeyError`` that names the key and suggests close matches.
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+import os
+
+from detectron2.config import LazyConfig
+from detectron2.utils.registry import locate
+from omegaconf import DictConfig, OmegaConf
+
+__all__ = ["load_config", "apply_overrides", "save_config", "REQUIRED_NODES"]
+
+REQUIRED_NODES = ("model", "dataloader", "optimizer", "lr_multiplier", "train", "tuning")
+
+
+def _all_keys(cfg, prefix: str = "") -> list[str]:
+    keys = []
+    if isinstance(cfg, DictConfig):
+        for k in cfg.keys():
+            path = f"{prefix}{k}"
+            keys.append(path)
+            keys += _all_keys(cfg._get_node(k), path + ".")
+    return keys
+
+
+def _target_accepts(node, name: str) -> bool:
+    target = node.get("_target_") if isinstance(node, DictConfig) else None
+    if target is None:
+        return False
+    obj = locate(target) if isinstance(target, str) else target
+    try:
+        params = inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def _check_key(cfg: DictConfig, key: str) -> None:
+    if OmegaConf.select(cfg, key, default="__missing__") != "__missing__":
+        return
+    parent_key, _, name = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+    if parent is not None and _target_accepts(parent, name):
+        return
+    close = difflib.get_close_matches(key, _all_keys(cfg), n=3, cutoff=0.6)
+    hint = f"; did you mean {close}?" if close else ""
+    raise KeyError(f"unknown config key {key!r} in override {key}=...{hint}")
+
+
+def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """Apply ``key=value`` overrides (values parsed like detectron2 does).
+
+    Args:
+        cfg: a loaded LazyConfig.
+        overrides: strings such as ``train.max_iter=100`` or ``tuning.method=lora``.
+
+    Returns:
+        The same config; ``KeyError`` naming an unknown key, ``ValueError`` for a malformed
+        override.
+    """
+    for override in overrides:
+        key, sep, _ = override.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {override!r} is not of the form key=value")
+        _check_key(cfg, key.strip())
+    return LazyConfig.apply_overrides(cfg, overrides)
+
+
+def load_config(path: str, overrides: list[str] | None = None) -> DictConfig:
+    """Load a LazyConfig file, check its top-level nodes and apply overrides.
+
+    Args:
+        path: a ``configs/...py`` (or .yaml) file.
+        overrides: ``key=value`` strings.
+
+    Returns:
+        The config.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"config file {path!r} does not exist")
+    cfg = LazyConfig.load(path)
+    missing = [n for n in REQUIRED_NODES if n not in cfg]
+    if missing:
+        raise KeyError(f"{path}: config lacks the top-level node(s) {missing}")
+    return apply_overrides(cfg, list(overrides or []))
+
+
+def save_config(cfg: DictConfig, path: str) -> None:
+    """Write the resolved config as YAML (detectron2's ``LazyConfig.save``), atomically."""
+    tmp = f"{path}.tmp"
+    LazyConfig.save(cfg, tmp)
+    os.replace(tmp, path)

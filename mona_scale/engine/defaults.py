@@ -1,0 +1,160 @@
+"""The train / evaluate workflow that ``projects/train_net.py`` runs.
+
+Kept in the library (not in the project script) so that tests, SLURM jobs and users'
+own scripts share one implementation.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+from mona_scale.backbones import SwinTransformer, load_pretrained
+from mona_scale.backbones.pretrained import read_state_dict
+
+import torch
+from detectron2.config import instantiate
+from detectron2.engine import hooks
+from detectron2.evaluation import inference_on_dataset, print_csv_format
+from detectron2.utils import comm
+from detectron2.utils.env import seed_all_rng
+from detectron2.utils.logger import setup_logger
+from detectron2.utils.registry import locate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from .checkpoint import AtomicCheckpointer
+from .config import save_config
+from .optim import param_groups
+from .precision import Precision
+from .strategies import build_strategy
+from .trainer import MonaTrainer
+from .writers import MemoryHook, default_writers
+
+__all__ = ["setup_run", "build_model", "find_backbone", "load_init_checkpoint", "do_test",
+           "do_train", "run"]
+
+logger = logging.getLogger("mona_scale")
+
+
+def setup_run(cfg: DictConfig, eval_only: bool = False) -> None:
+    """Output directory, logging, seeds and ``config.yaml`` (rank 0 writes)."""
+    out = cfg.train.output_dir
+    os.makedirs(out, exist_ok=True)
+    rank = comm.get_rank()
+    setup_logger(out, distributed_rank=rank, name="fvcore")
+    setup_logger(out, distributed_rank=rank, name="detectron2")
+    setup_logger(out, distributed_rank=rank, name="mona_scale")
+    if rank == 0 and not eval_only:
+        save_config(cfg, os.path.join(out, "config.yaml"))
+    seed = int(cfg.train.get("seed", 0))
+    seed_all_rng(None if seed < 0 else seed + rank)
+
+
+def find_backbone(model: nn.Module) -> SwinTransformer | None:
+    """The (first) Swin backbone inside ``model``, or None."""
+    return next((m for m in model.modules() if isinstance(m, SwinTransformer)), None)
+
+
+def load_init_checkpoint(model: nn.Module, path: str) -> str:
+    """Load ``train.init_checkpoint``: a checkpoint of this very model (detectron2 format,
+    e.g. ``model_final.pth``) loads everything; anything else loads into the Swin backbone
+    through :func:`~mona_scale.backbones.load_pretrained`.
+
+    Returns:
+        ``"model"`` or ``"backbone"``: what was loaded.
+    """
+    state, _ = read_state_dict(path)
+    own = model.state_dict()
+    matched = sum(k in own and own[k].shape == v.shape for k, v in state.items())
+    if matched >= 0.5 * len(own):
+        AtomicCheckpointer(model).load(path, checkpointables=[])
+        logger.info(f"loaded the whole model from {path} ({matched}/{len(own)} tensors)")
+        return "model"
+    backbone = find_backbone(model)
+    if backbone is None:
+        raise ValueError(f"train.init_checkpoint={path!r} matches {matched}/{len(own)} model "
+                         f"tensors and the model has no Swin backbone to load it into")
+    load_pretrained(backbone, path)
+    return "backbone"
+
+
+def build_model(cfg: DictConfig) -> nn.Module:
+    """Instantiate ``cfg.model`` on ``train.device`` with activation checkpointing set."""
+    model = instantiate(cfg.model)
+    backbone = find_backbone(model)
+    if backbone is not None:
+        backbone.set_activation_checkpointing(bool(cfg.train.get("activation_checkpointing")))
+    model.to(torch.device(cfg.train.get("device", "cpu")))
+    logger.info(f"model: {type(model).__name__}, tuning={cfg.tuning.method}, trainable "
+                f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} of "
+                f"{sum(p.numel() for p in model.parameters()):,} parameters")
+    return model
+
+
+def do_test(cfg: DictConfig, model: nn.Module) -> dict:
+    """Evaluate on ``dataloader.test`` with ``dataloader.evaluator``; returns the results."""
+    if "evaluator" not in cfg.dataloader or "test" not in cfg.dataloader:
+        return {}
+    results = inference_on_dataset(model, instantiate(cfg.dataloader.test),
+                                   instantiate(cfg.dataloader.evaluator))
+    if comm.is_main_process() and results:
+        print_csv_format(results)
+    return results
+
+
+def _make_optimizer(cfg: DictConfig):
+    def make(model: nn.Module) -> torch.optim.Optimizer:
+        opt_cfg = OmegaConf.to_container(cfg.optimizer, resolve=True)
+        opt_cfg.pop("params", None)
+        target = opt_cfg.pop("_target_")
+        target = locate(target) if isinstance(target, str) else target
+        groups = param_groups(model, weight_decay=opt_cfg.get("weight_decay", 0.0))
+        return target(groups, **opt_cfg)
+    return make
+
+
+def do_train(cfg: DictConfig, model: nn.Module, resume: bool = False) -> None:
+    """Train ``model`` as ``cfg.train`` says, with periodic checkpoints and evaluation."""
+    train = cfg.train
+    precision = Precision(train.get("precision", "fp32"), torch.device(train.device).type)
+    strategy_name = train.get("strategy", "ddp")
+    strategy = build_strategy(strategy_name, precision, **dict(train.get(strategy_name) or {}))
+    wrapped, optimizer = strategy.setup(model, _make_optimizer(cfg))
+    trainer = MonaTrainer(wrapped, instantiate(cfg.dataloader.train), optimizer, strategy,
+                          grad_accum=int(train.get("grad_accum", 1)),
+                          clip_grad=float(train.get("clip_grad", 0.0)))
+    checkpointer = AtomicCheckpointer(model, train.output_dir, trainer=trainer,
+                                      optimizer=optimizer)
+    trainer.register_hooks([
+        hooks.IterationTimer(),
+        MemoryHook(),
+        hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
+        hooks.PeriodicCheckpointer(checkpointer, **train.checkpointer)
+        if comm.is_main_process() else None,
+        hooks.EvalHook(train.eval_period, lambda: do_test(cfg, model)),
+        hooks.PeriodicWriter(default_writers(train.output_dir, train.max_iter),
+                             period=train.log_period) if comm.is_main_process() else None,
+    ])
+    start_iter = 0
+    if resume and checkpointer.has_checkpoint():
+        checkpointer.resume_or_load("", resume=True)
+        start_iter = trainer.iter + 1
+        logger.info(f"resuming at iteration {start_iter}")
+    elif train.init_checkpoint:
+        load_init_checkpoint(model, train.init_checkpoint)
+    trainer.train(start_iter, train.max_iter)
+
+
+def run(cfg: DictConfig, eval_only: bool = False, resume: bool = False) -> dict:
+    """The whole job for one process: set up, build, then train or evaluate."""
+    setup_run(cfg, eval_only)
+    model = build_model(cfg)
+    if eval_only:
+        checkpointer = AtomicCheckpointer(model, cfg.train.output_dir)
+        if resume and checkpointer.has_checkpoint():
+            checkpointer.resume_or_load("", resume=True)
+        elif cfg.train.init_checkpoint:
+            load_init_checkpoint(model, cfg.train.init_checkpoint)
+        return do_test(cfg, model)
+    do_train(cfg, model, resume)
+    return {}

@@ -1,0 +1,69 @@
+"""Mixed precision: bf16 autocast without a scaler, fp16 autocast with a GradScaler, fp32.
+
+detectron2 v0.6's ``AMPTrainer`` requires CUDA; this works on CPU and GPU alike.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import torch
+
+__all__ = ["Precision", "PRECISIONS"]
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class Precision:
+    """Autocast and loss scaling for one ``train.precision`` value.
+
+    Args:
+        name: ``fp32``, ``bf16`` or ``fp16``.
+        device_type: ``cpu`` or ``cuda``.
+    """
+
+    name: str = "fp32"
+    device_type: str = "cpu"
+    scaler: torch.amp.GradScaler | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.name not in PRECISIONS:
+            raise ValueError(f"train.precision={self.name!r} is not one of {list(PRECISIONS)}")
+        if self.name == "fp16":
+            self.scaler = torch.amp.GradScaler(self.device_type)
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        """The autocast dtype, None for fp32."""
+        return PRECISIONS[self.name]
+
+    def autocast(self):
+        """Context manager for the forward pass."""
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def scale(self, loss: torch.Tensor) -> torch.Tensor:
+        """The loss to call backward on."""
+        return self.scaler.scale(loss) if self.scaler is not None else loss
+
+    def unscale_(self, optimizer: torch.optim.Optimizer) -> None:
+        """Unscale gradients in place (before clipping)."""
+        if self.scaler is not None:
+            self.scaler.unscale_(optimizer)
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Optimizer step (skipped by the scaler on inf/NaN gradients in fp16)."""
+        if self.scaler is None:
+            optimizer.step()
+            return
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+    def state_dict(self) -> dict:
+        return self.scaler.state_dict() if self.scaler is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.scaler is not None and state:
+            self.scaler.load_state_dict(state)

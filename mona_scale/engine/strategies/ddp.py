@@ -1,0 +1,42 @@
+"""``train.strategy=ddp``: DistributedDataParallel (or the bare model in one process).
+
+Frozen parameters (``requires_grad=False``) get no gradient bucket and are never
+all-reduced; only adapter and head gradients communicate.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from .base import STRATEGIES, Strategy
+
+__all__ = ["DDPStrategy"]
+
+
+@STRATEGIES.register("ddp")
+class DDPStrategy(Strategy):
+    """DDP with detectron2's defaults (no buffer broadcast).
+
+    Options:
+        find_unused_parameters: for models whose graph skips trainable parameters.
+    """
+
+    name = "ddp"
+
+    def setup(self, model: nn.Module, make_optimizer: Callable[[nn.Module], torch.optim.Optimizer]
+              ) -> tuple[nn.Module, torch.optim.Optimizer]:
+        optimizer = make_optimizer(model)
+        if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+            device_ids = [torch.cuda.current_device()] if torch.cuda.is_available() else None
+            model = DistributedDataParallel(
+                model, device_ids=device_ids, broadcast_buffers=False,
+                find_unused_parameters=bool(self.options.get("find_unused_parameters", False)))
+        return model, optimizer
+
+    def no_sync(self, model: nn.Module):
+        if isinstance(model, DistributedDataParallel):
+            return model.no_sync()
+        return super().no_sync(model)

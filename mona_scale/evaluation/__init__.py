@@ -1,0 +1,4 @@
+"""Evaluators detectron2 lacks."""
+from .classification import ClassificationEvaluator, mean_average_precision, topk_accuracy
+
+__all__ = ["ClassificationEvaluator", "topk_accuracy", "mean_average_precision"]

@@ -1,0 +1,159 @@
+"""Process-group set-up: one entry for torchrun, spawned workers and single processes.
+
+``init_distributed()`` reads the environment torchrun (or our own spawner) sets, creates
+the default process group (NCCL with CUDA, gloo without), sets the device, and creates
+detectron2's per-machine process group so that ``detectron2.utils.comm`` works under both
+detectron2 v0.6 and upstream. ``launch()`` spawns ``--num-gpus`` local workers the way
+detectron2's launcher does, but also on CPU (detectron2 v0.6's launcher requires CUDA).
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+__all__ = ["DistInfo", "dist_info_from_env", "init_distributed", "launch", "find_free_port"]
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits in the job."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    local_world_size: int = 1
+    master_addr: str = "127.0.0.1"
+    master_port: int = 29500
+    source: str = "single"
+
+    @property
+    def node_rank(self) -> int:
+        return self.rank // self.local_world_size
+
+    @property
+    def num_nodes(self) -> int:
+        return self.world_size // self.local_world_size
+
+
+def _int(env: Mapping[str, str], key: str) -> int:
+    try:
+        return int(env[key])
+    except ValueError as e:
+        raise ValueError(f"environment variable {key}={env[key]!r} is not an integer") from e
+
+
+def dist_info_from_env(env: Mapping[str, str] | None = None) -> DistInfo:
+    """Parse torchrun-style variables (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE,
+    MASTER_ADDR, MASTER_PORT); without them, a single process.
+
+    Args:
+        env: the environment (default ``os.environ``).
+
+    Returns:
+        A :class:`DistInfo`; raises ``ValueError`` for an inconsistent environment.
+    """
+    env = os.environ if env is None else env
+    if "RANK" not in env or "WORLD_SIZE" not in env:
+        return DistInfo()
+    rank, world = _int(env, "RANK"), _int(env, "WORLD_SIZE")
+    local_rank = _int(env, "LOCAL_RANK") if "LOCAL_RANK" in env else rank
+    local_world = _int(env, "LOCAL_WORLD_SIZE") if "LOCAL_WORLD_SIZE" in env else world
+    if not 0 <= rank < world:
+        raise ValueError(f"RANK={rank} is outside WORLD_SIZE={world}")
+    if not 0 <= local_rank < local_world or world % local_world:
+        raise ValueError(f"LOCAL_RANK={local_rank} / LOCAL_WORLD_SIZE={local_world} do not fit "
+                         f"WORLD_SIZE={world}")
+    return DistInfo(rank, world, local_rank, local_world, env.get("MASTER_ADDR", "127.0.0.1"),
+                    _int(env, "MASTER_PORT") if "MASTER_PORT" in env else 29500, "torchrun")
+
+
+def _create_local_group(info: DistInfo) -> None:
+    from detectron2.utils import comm
+    if hasattr(comm, "create_local_process_group"):  # upstream detectron2
+        comm.create_local_process_group(info.local_world_size)
+        return
+    for node in range(info.num_nodes):  # detectron2 v0.6: what its launcher does
+        ranks = list(range(node * info.local_world_size, (node + 1) * info.local_world_size))
+        group = dist.new_group(ranks)
+        if node == info.node_rank:
+            comm._LOCAL_PROCESS_GROUP = group
+
+
+def init_distributed(timeout_s: float = 300.0, env: Mapping[str, str] | None = None) -> DistInfo:
+    """Create the process group (if world size > 1) and detectron2's local group.
+
+    Args:
+        timeout_s: how long the rendezvous and collectives may wait before failing.
+        env: the environment (default ``os.environ``).
+
+    Returns:
+        The :class:`DistInfo` of this process.
+    """
+    info = dist_info_from_env(env)
+    if torch.cuda.is_available():
+        torch.cuda.set_device(info.local_rank)
+    if info.world_size == 1 or dist.is_initialized():
+        return info
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(
+        backend, init_method=f"tcp://{info.master_addr}:{info.master_port}", rank=info.rank,
+        world_size=info.world_size, timeout=datetime.timedelta(seconds=timeout_s))
+    _create_local_group(info)
+    dist.barrier()
+    return info
+
+
+def find_free_port() -> int:
+    """A free TCP port on localhost."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(local_rank: int, fn: Callable, args: tuple, env: dict) -> None:
+    os.environ.update(env)
+    os.environ["LOCAL_RANK"] = str(local_rank)
+    os.environ["RANK"] = str(int(env["NODE_RANK"]) * int(env["LOCAL_WORLD_SIZE"]) + local_rank)
+    init_distributed()
+    try:
+        fn(*args)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def launch(fn: Callable, num_processes: int = 1, num_machines: int = 1, machine_rank: int = 0,
+           dist_url: str | None = None, args: tuple = ()) -> None:
+    """Run ``fn(*args)`` in ``num_processes`` local workers (detectron2 CLI semantics).
+
+    Args:
+        fn: the per-process main function.
+        num_processes: workers on this machine (``--num-gpus``).
+        num_machines: machines in the job.
+        machine_rank: this machine's rank.
+        dist_url: ``tcp://host:port`` of machine 0, or ``auto`` / None for a free local port.
+    """
+    world = num_processes * num_machines
+    if world == 1:
+        init_distributed()
+        fn(*args)
+        return
+    if dist_url in (None, "auto"):
+        if num_machines > 1:
+            raise ValueError("--dist-url auto is only for single-machine jobs; pass "
+                             "tcp://<machine 0 address>:<port>")
+        dist_url = f"tcp://127.0.0.1:{find_free_port()}"
+    if not dist_url.startswith("tcp://"):
+        raise ValueError(f"--dist-url must look like tcp://host:port, got {dist_url!r}")
+    host, port = dist_url[len("tcp://"):].rsplit(":", 1)
+    env = {"MASTER_ADDR": host, "MASTER_PORT": port, "WORLD_SIZE": str(world),
+           "LOCAL_WORLD_SIZE": str(num_processes), "NODE_RANK": str(machine_rank)}
+    mp.start_processes(_worker, nprocs=num_processes, args=(fn, args, env), daemon=False,
+                       start_method="spawn")

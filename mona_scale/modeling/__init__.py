@@ -1,0 +1,4 @@
+"""Meta-architectures and heads detectron2 lacks."""
+from .classifier import ImageClassifier
+
+__all__ = ["ImageClassifier"]

@@ -1,0 +1,42 @@
+#!/usr/bin/env python
+"""Train or evaluate a mona_scale LazyConfig (detectron2 project style).
+
+    python projects/train_net.py --config-file configs/quickstart/shapes_cascade_mona.py
+    python projects/train_net.py --config-file configs/coco/cascade_mask_rcnn_swin_b_mona_3x.py \
+        --num-gpus 8 train.init_checkpoint=swin_base_patch4_window7_224_22k.pth
+    python projects/train_net.py --config-file ... --eval-only --resume
+    python projects/train_net.py --config-file ... tuning.method=lora train.max_iter=100
+
+Under torchrun (or srun) the process group comes from the environment; no launch flag is
+needed. ``key=value`` overrides any config node; an unknown key is an error naming it.
+"""
+from __future__ import annotations
+
+import sys
+
+from mona_scale.engine.config import load_config
+from mona_scale.engine.defaults import run
+from mona_scale.launch import dist_info_from_env, init_distributed, launch
+
+from detectron2.engine import default_argument_parser
+
+
+def main(args) -> None:
+    cfg = load_config(args.config_file, args.opts)
+    run(cfg, eval_only=args.eval_only, resume=args.resume)
+
+
+def cli(argv=None) -> int:
+    args = default_argument_parser().parse_args(argv)
+    load_config(args.config_file, args.opts)  # fail fast, before spawning workers
+    if dist_info_from_env().world_size > 1:  # torchrun / srun: one process per rank
+        init_distributed()
+        main(args)
+    else:
+        launch(main, args.num_gpus, args.num_machines, args.machine_rank, args.dist_url,
+               args=(args,))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

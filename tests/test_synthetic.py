@@ -1,0 +1,177 @@
+"""Synthetic shapes datasets: determinism, exact masks, caching, detectron2 registration."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mona_scale.data import (
+    SHAPE_CLASSES,
+    make_shapes_classification,
+    make_shapes_instances,
+    register_synthetic_datasets,
+)
+
+import numpy as np
+import pycocotools.mask as mask_util
+import pytest
+from PIL import Image
+
+# detectron2 after mona_scale, whose import applies the detectron2 v0.6 shims
+# isort: off
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.structures import BoxMode
+# isort: on
+
+# pycocotools' decode on numpy >= 2
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+SMALL = {"shapes_instances_train": 6, "shapes_instances_val": 4, "shapes_cls_train": 9,
+         "shapes_cls_val": 6}
+
+
+@pytest.fixture(scope="module")
+def instances(tmp_path_factory):
+    """30 generated images: (COCO dict, image directory)."""
+    path = make_shapes_instances(str(tmp_path_factory.mktemp("shapes")), "train", 30)
+    with open(path) as f:
+        return json.load(f), Path(path).with_suffix("")
+
+
+@pytest.fixture
+def clean_catalogs():
+    yield
+    for name in SMALL:
+        DatasetCatalog.pop(name, None)
+        MetadataCatalog.pop(name, None)
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def _masks_by_image(coco: dict) -> dict[int, list[np.ndarray]]:
+    masks = {image["id"]: [] for image in coco["images"]}
+    for ann in coco["annotations"]:
+        masks[ann["image_id"]].append(mask_util.decode(ann["segmentation"]).astype(bool))
+    return masks
+
+
+def test_same_arguments_give_identical_files(tmp_path):
+    a = make_shapes_instances(str(tmp_path / "a"), "val", 5, seed=3)
+    b = make_shapes_instances(str(tmp_path / "b"), "val", 5, seed=3)
+    assert Path(a).read_bytes() == Path(b).read_bytes()
+    assert _files(Path(a).with_suffix("")) == _files(Path(b).with_suffix(""))
+    c = make_shapes_instances(str(tmp_path / "c"), "val", 5, seed=4)
+    assert _files(Path(c).with_suffix("")) != _files(Path(a).with_suffix(""))
+
+
+def test_annotations_match_their_masks(instances):
+    coco, _ = instances
+    assert {c["id"]: c["name"] for c in coco["categories"]} == {1: "circle", 2: "square",
+                                                                 3: "triangle"}
+    assert {a["category_id"] for a in coco["annotations"]} == {1, 2, 3}
+    for ann in coco["annotations"]:
+        mask = mask_util.decode(ann["segmentation"])
+        ys, xs = np.nonzero(mask)
+        x0, y0 = xs.min(), ys.min()
+        assert ann["bbox"] == [x0, y0, xs.max() - x0 + 1, ys.max() - y0 + 1]
+        assert ann["area"] == mask.sum() >= 30
+        assert ann["iscrowd"] == 0 and isinstance(ann["segmentation"]["counts"], str)
+
+
+def test_each_image_has_one_to_four_disjoint_instances(instances):
+    coco, _ = instances
+    for masks in _masks_by_image(coco).values():
+        assert 1 <= len(masks) <= 4
+        assert (np.sum(masks, axis=0) <= 1).all()  # occluded pixels belong to one instance
+
+
+def test_images_are_textured_not_flat(instances):
+    coco, image_dir = instances
+    masks = _masks_by_image(coco)
+    for image in coco["images"][:10]:
+        pixels = np.asarray(Image.open(image_dir / image["file_name"]), dtype=np.float32)
+        assert pixels.shape == (128, 128, 3)
+        background = pixels[~np.any(masks[image["id"]], axis=0)]
+        assert background.std(axis=0).min() > 5
+        assert np.abs(np.diff(pixels, axis=1)).mean() > 2  # pixel-level noise
+
+
+def test_second_call_is_cached_and_new_arguments_regenerate(tmp_path):
+    path = Path(make_shapes_instances(str(tmp_path), "train", 4))
+    image = path.with_suffix("") / "000000.png"
+    stamps = path.stat().st_mtime_ns, image.stat().st_mtime_ns
+    assert make_shapes_instances(str(tmp_path), "train", 4) == str(path)
+    assert (path.stat().st_mtime_ns, image.stat().st_mtime_ns) == stamps
+    make_shapes_instances(str(tmp_path), "train", 3)
+    coco = json.loads(path.read_text())
+    assert len(coco["images"]) == 3 and coco["info"]["signature"]["num_images"] == 3
+    assert sorted(p.name for p in path.with_suffix("").iterdir()) == [
+        "000000.png", "000001.png", "000002.png"]
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_interrupted_generation_is_redone(tmp_path):
+    path = Path(make_shapes_instances(str(tmp_path), "train", 3))
+    path.write_text('{"images": []}')  # e.g. a foreign or truncated file
+    make_shapes_instances(str(tmp_path), "train", 3)
+    assert len(json.loads(path.read_text())["images"]) == 3
+
+
+def test_classification_split_file(tmp_path):
+    split_dir = Path(make_shapes_classification(str(tmp_path), "train", 12))
+    assert split_dir == tmp_path / "shapes_cls" / "train"
+    lines = (tmp_path / "shapes_cls" / "train.txt").read_text().splitlines()
+    assert len(lines) == 12
+    counts = [0] * len(SHAPE_CLASSES)
+    for line in lines:
+        relative, label = line.split(" ")
+        path = tmp_path / "shapes_cls" / relative
+        assert path.is_file() and path.parent.name == SHAPE_CLASSES[int(label)]
+        assert Image.open(path).size == (64, 64)
+        counts[int(label)] += 1
+    assert counts == [4, 4, 4]
+    stamp = (tmp_path / "shapes_cls" / "train.signature.json").stat().st_mtime_ns
+    make_shapes_classification(str(tmp_path), "train", 12)
+    assert (tmp_path / "shapes_cls" / "train.signature.json").stat().st_mtime_ns == stamp
+
+
+def test_registration_is_lazy_and_loads_coco_dicts(tmp_path, clean_catalogs):
+    names = register_synthetic_datasets(root=str(tmp_path), sizes=SMALL)
+    assert names == list(SMALL)
+    assert not (tmp_path / "shapes_instances").exists()  # nothing generated yet
+    dicts = DatasetCatalog.get("shapes_instances_train")
+    assert len(dicts) == 6
+    for ann in (a for d in dicts for a in d["annotations"]):
+        assert ann["bbox_mode"] == BoxMode.XYWH_ABS
+        assert set(ann["segmentation"]) == {"size", "counts"}
+    meta = MetadataCatalog.get("shapes_instances_train")
+    assert meta.thing_classes == ["circle", "square", "triangle"]
+    assert meta.evaluator_type == "coco" and Path(meta.json_file).is_file()
+
+
+def test_classification_registration(tmp_path, clean_catalogs):
+    register_synthetic_datasets(root=str(tmp_path), sizes=SMALL)
+    dicts = DatasetCatalog.get("shapes_cls_val")
+    assert len(dicts) == 6 and {d["label"] for d in dicts} == {0, 1, 2}
+    assert all(Path(d["file_name"]).is_file() and d["height"] == 64 for d in dicts)
+    meta = MetadataCatalog.get("shapes_cls_val")
+    assert meta.classes == list(SHAPE_CLASSES) and meta.evaluator_type == "classification"
+
+
+def test_reregistering_updates_root_and_size(tmp_path, clean_catalogs):
+    register_synthetic_datasets(root=str(tmp_path / "a"), sizes=SMALL)
+    register_synthetic_datasets(root=str(tmp_path / "b"),
+                                sizes={**SMALL, "shapes_instances_val": 2})
+    assert len(DatasetCatalog.get("shapes_instances_val")) == 2
+    assert MetadataCatalog.get("shapes_instances_val").image_root.startswith(
+        str(tmp_path / "b"))
+    with pytest.raises(KeyError):
+        register_synthetic_datasets(root=str(tmp_path), sizes={"coco_2017_train": 1})
+
+
+def test_default_root_comes_from_the_environment(tmp_path, monkeypatch, clean_catalogs):
+    monkeypatch.setenv("MONA_DATASETS", str(tmp_path / "env"))
+    register_synthetic_datasets(sizes=SMALL)
+    assert MetadataCatalog.get("shapes_cls_train").image_root == str(
+        tmp_path / "env" / "shapes_cls")
