@@ -13,9 +13,11 @@ import random
 import numpy as np
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.engine import HookBase
 from detectron2.utils import comm
 
-__all__ = ["AtomicCheckpointer", "atomic_torch_save", "rng_state", "set_rng_state"]
+__all__ = ["AtomicCheckpointer", "PeriodicCheckpointHook", "atomic_torch_save", "rng_state",
+           "set_rng_state"]
 
 
 def atomic_torch_save(obj, path: str) -> None:
@@ -95,3 +97,40 @@ class AtomicCheckpointer(DetectionCheckpointer):
                 self.logger.warning(f"checkpoint has RNG states of {len(rng)} ranks, this job "
                                     f"has {comm.get_world_size()}: RNG streams restart")
         return loaded
+
+
+class PeriodicCheckpointHook(HookBase):
+    """Save every ``period`` iterations and at the end, keeping the last ``max_to_keep``.
+
+    Runs on every rank (the save gathers each rank's RNG state); only the main process
+    writes and prunes files. Old checkpoints are pruned only after the new one is complete.
+
+    Args:
+        checkpointer: an :class:`AtomicCheckpointer`.
+        period: iterations between saves.
+        max_to_keep: periodic checkpoints kept on disk (``model_final`` is never pruned).
+    """
+
+    def __init__(self, checkpointer: AtomicCheckpointer, period: int, max_to_keep: int = 3):
+        if period <= 0:
+            raise ValueError(f"train.checkpointer.period must be > 0, got {period}")
+        self.checkpointer, self.period, self.max_to_keep = checkpointer, period, max_to_keep
+        self._recent: list[str] = []
+
+    def after_step(self) -> None:
+        iteration = self.trainer.iter
+        if iteration + 1 >= self.trainer.max_iter:
+            self.checkpointer.save("model_final", iteration=iteration)
+        elif (iteration + 1) % self.period == 0:
+            name = f"model_{iteration:07d}"
+            self.checkpointer.save(name, iteration=iteration)
+            self._prune(name)
+
+    def _prune(self, name: str) -> None:
+        self._recent.append(name)
+        if not self.checkpointer.save_to_disk or self.max_to_keep <= 0:
+            return
+        while len(self._recent) > self.max_to_keep:
+            old = os.path.join(self.checkpointer.save_dir, f"{self._recent.pop(0)}.pth")
+            if os.path.exists(old):
+                os.remove(old)

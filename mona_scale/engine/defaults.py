@@ -22,7 +22,7 @@ from detectron2.utils.registry import locate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from .checkpoint import AtomicCheckpointer
+from .checkpoint import AtomicCheckpointer, PeriodicCheckpointHook
 from .config import save_config
 from .optim import param_groups
 from .precision import Precision
@@ -129,8 +129,7 @@ def do_train(cfg: DictConfig, model: nn.Module, resume: bool = False) -> None:
         hooks.IterationTimer(),
         MemoryHook(),
         hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
-        hooks.PeriodicCheckpointer(checkpointer, **train.checkpointer)
-        if comm.is_main_process() else None,
+        PeriodicCheckpointHook(checkpointer, **train.checkpointer),
         hooks.EvalHook(train.eval_period, lambda: do_test(cfg, model)),
         hooks.PeriodicWriter(default_writers(train.output_dir, train.max_iter),
                              period=train.log_period) if comm.is_main_process() else None,

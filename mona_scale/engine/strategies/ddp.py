@@ -13,7 +13,32 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .base import STRATEGIES, Strategy
 
-__all__ = ["DDPStrategy"]
+__all__ = ["DDPStrategy", "cpu_sync_batchnorm"]
+
+
+def cpu_sync_batchnorm(module: nn.Module) -> nn.Module:
+    """Replace ``nn.SyncBatchNorm`` (GPU only under DDP) by detectron2's NaiveSyncBatchNorm,
+    which synchronises statistics with plain all-reduces and so works on gloo/CPU.
+
+    Args:
+        module: a model (changed in place).
+
+    Returns:
+        The model.
+    """
+    from detectron2.layers import NaiveSyncBatchNorm
+
+    for name, child in module.named_children():
+        if isinstance(child, nn.SyncBatchNorm):
+            naive = NaiveSyncBatchNorm(child.num_features, child.eps, child.momentum,
+                                       child.affine, child.track_running_stats)
+            naive.load_state_dict(child.state_dict())
+            naive.train(child.training)
+            naive.requires_grad_(any(p.requires_grad for p in child.parameters()))
+            setattr(module, name, naive)
+        else:
+            cpu_sync_batchnorm(child)
+    return module
 
 
 @STRATEGIES.register("ddp")
@@ -28,6 +53,8 @@ class DDPStrategy(Strategy):
 
     def setup(self, model: nn.Module, make_optimizer: Callable[[nn.Module], torch.optim.Optimizer]
               ) -> tuple[nn.Module, torch.optim.Optimizer]:
+        if not torch.cuda.is_available():
+            model = cpu_sync_batchnorm(model)
         optimizer = make_optimizer(model)
         if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
             device_ids = [torch.cuda.current_device()] if torch.cuda.is_available() else None

@@ -1,0 +1,150 @@
+"""Engine pieces: strict overrides, parameter-group rules, precision, NaN stop, atomic
+checkpoints, RNG state."""
+import json
+import os
+
+from mona_scale.engine.checkpoint import (
+    AtomicCheckpointer,
+    PeriodicCheckpointHook,
+    rng_state,
+    set_rng_state,
+)
+from mona_scale.engine.config import apply_overrides, load_config
+from mona_scale.engine.optim import param_groups
+from mona_scale.engine.precision import Precision
+from mona_scale.engine.strategies import build_strategy
+from mona_scale.engine.trainer import MonaTrainer
+
+import numpy as np
+import pytest
+import torch
+from detectron2.utils.events import EventStorage
+from torch import nn
+
+QUICKSTART = "configs/quickstart/shapes_cascade_mona.py"
+
+
+def test_unknown_override_key_is_named_with_a_suggestion():
+    cfg = load_config(QUICKSTART)
+    with pytest.raises(KeyError, match=r"train.max_iters.*did you mean \['train.max_iter'"):
+        apply_overrides(cfg, ["train.max_iters=10"])
+    with pytest.raises(ValueError, match="key=value"):
+        apply_overrides(cfg, ["train.max_iter"])
+    apply_overrides(cfg, ["train.max_iter=7", "tuning.method=lora",
+                          "dataloader.train.mapper.augmentations.0.short_edge_length=[64]"])
+    assert cfg.train.max_iter == 7 and cfg.tuning.method == "lora"
+    assert list(cfg.dataloader.train.mapper.augmentations[0].short_edge_length) == [64]
+
+
+def test_override_may_name_an_argument_of_a_lazy_call():
+    cfg = load_config(QUICKSTART, ["model.backbone.bottom_up.activation_checkpointing=True"])
+    assert cfg.model.backbone.bottom_up.activation_checkpointing is True
+    with pytest.raises(KeyError, match="model.backbone.bottom_up.no_such_argument"):
+        apply_overrides(cfg, ["model.backbone.bottom_up.no_such_argument=1"])
+
+
+def test_missing_config_file_is_named():
+    with pytest.raises(FileNotFoundError, match="nope.py"):
+        load_config("configs/nope.py")
+
+
+def test_parameter_group_rules():
+    class Toy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(4, 4)
+            self.norm = nn.LayerNorm(4)
+            self.bn = nn.BatchNorm2d(4)
+            self.relative_position_bias_table = nn.Parameter(torch.zeros(9, 2))
+            self.frozen = nn.Linear(4, 4)
+            self.frozen.requires_grad_(False)
+            self.gamma = nn.Parameter(torch.ones(4))
+
+    groups = {g["weight_decay"]: set(g["names"]) for g in param_groups(Toy(), 0.05)}
+    assert groups[0.05] == {"linear.weight", "linear.bias", "gamma"}
+    assert groups[0.0] == {"norm.weight", "norm.bias", "bn.weight", "bn.bias",
+                           "relative_position_bias_table"}
+    with pytest.raises(ValueError, match="no trainable parameter"):
+        param_groups(nn.Linear(2, 2).requires_grad_(False), 0.05)
+
+
+def test_mona_adapter_norms_do_not_decay(tiny_swin):
+    groups = {g["weight_decay"]: g["names"] for g in param_groups(tiny_swin("mona"), 0.05)}
+    assert all(n.endswith((".norm.weight", ".norm.bias")) for n in groups[0.0])
+    assert any(n.endswith("my_module_1.gamma") for n in groups[0.05])
+
+
+def test_precision():
+    with pytest.raises(ValueError, match="train.precision='fp8'"):
+        Precision("fp8")
+    bf16 = Precision("bf16", "cpu")
+    with bf16.autocast():
+        out = nn.Linear(4, 4)(torch.randn(2, 4))
+    assert out.dtype == torch.bfloat16 and bf16.scaler is None
+    assert Precision("fp16", "cpu").scaler is not None
+    with Precision("fp32").autocast():
+        assert nn.Linear(4, 4)(torch.randn(2, 4)).dtype == torch.float32
+
+
+class _LossModel(nn.Module):
+    """Returns a loss dict; the loss is NaN from iteration `nan_at` on."""
+
+    def __init__(self, nan_at: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(3))
+        self.calls, self.nan_at = 0, nan_at
+
+    def forward(self, batch):
+        self.calls += 1
+        loss = (self.weight * batch).sum()
+        if self.calls > self.nan_at:
+            loss = loss * float("nan")
+        return {"loss_a": loss, "loss_b": torch.tensor(1.0)}
+
+
+def _trainer(model, tmp_path, period):
+    strategy = build_strategy("ddp", Precision("fp32"))
+    model, optimizer = strategy.setup(model, lambda m: torch.optim.SGD(m.parameters(), lr=0.1))
+    data = iter(lambda: torch.ones(3), None)
+    trainer = MonaTrainer(model, data, optimizer, strategy)
+    checkpointer = AtomicCheckpointer(model, str(tmp_path), trainer=trainer, optimizer=optimizer)
+    trainer.register_hooks([PeriodicCheckpointHook(checkpointer, period, max_to_keep=2)])
+    return trainer, checkpointer
+
+
+def test_nan_loss_stops_with_iteration_and_terms_and_keeps_last_checkpoint(tmp_path):
+    trainer, _ = _trainer(_LossModel(nan_at=7), tmp_path, period=2)
+    with pytest.raises(FloatingPointError, match=r"iteration 7.*'loss_a': nan.*'loss_b': 1.0"):
+        trainer.train(0, 10)
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0000005.pth"
+    state = torch.load(tmp_path / "model_0000005.pth", weights_only=True)
+    assert state["trainer"]["iteration"] == 5 and torch.isfinite(state["model"]["weight"]).all()
+    assert len(state["rng"]) == 1  # one RNG state per rank
+    assert sorted(os.listdir(tmp_path)) == ["last_checkpoint", "model_0000003.pth",
+                                            "model_0000005.pth"]  # keep-last-2 pruned 0001
+
+
+def test_killed_save_leaves_previous_checkpoint(tmp_path, monkeypatch):
+    trainer, checkpointer = _trainer(_LossModel(nan_at=100), tmp_path, period=1000)
+    with EventStorage(0):
+        checkpointer.save("model_good")
+
+        def dying_save(obj, f, *args, **kwargs):
+            f.write(b"partial bytes")
+            raise KeyboardInterrupt("killed mid-save")
+
+        monkeypatch.setattr(torch, "save", dying_save)
+        with pytest.raises(KeyboardInterrupt):
+            checkpointer.save("model_bad")
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["last_checkpoint", "model_good.pth"]
+    assert (tmp_path / "last_checkpoint").read_text() == "model_good.pth"
+    assert "model" in torch.load(tmp_path / "model_good.pth", weights_only=True)
+
+
+def test_rng_state_round_trip():
+    state = rng_state()
+    first = (np.random.rand(), torch.rand(1).item())
+    set_rng_state(state)
+    assert (np.random.rand(), torch.rand(1).item()) == first
+    json.dumps(state["python"][0])  # plain python, loadable with weights_only=True

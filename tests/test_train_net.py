@@ -1,0 +1,144 @@
+"""projects/train_net.py end to end on a tiny Cascade Mask R-CNN (real detectron2 model,
+synthetic data, CPU): training, metrics, evaluation, resume, overrides, tuning methods, DDP."""
+import json
+import os
+import subprocess
+import sys
+
+from mona_scale.backbones import SwinTransformer
+from mona_scale.engine.config import load_config
+from mona_scale.engine.defaults import build_model
+from mona_scale.launch import find_free_port
+
+import pytest
+import torch
+from detectron2.config import instantiate
+from detectron2.utils.events import EventStorage
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(ROOT, "configs/quickstart/shapes_cascade_mona.py")
+TINY = ["dataloader.train.total_batch_size=2", "dataloader.train.num_workers=0",
+        "dataloader.test.num_workers=0", "dataloader.train.dataset.num_images=8",
+        "dataloader.test.dataset.num_images=4",
+        "dataloader.train.mapper.augmentations.0.short_edge_length=[64]",
+        "dataloader.test.mapper.augmentations.0.short_edge_length=64",
+        "train.log_period=1", "train.checkpointer.period=3", "optimizer.lr=1e-3"]
+
+
+def train_net(tmp_path, *args, nproc=1, check=True):
+    env = dict(os.environ, MONA_DATASETS=str(tmp_path / "data"), OMP_NUM_THREADS="1")
+    if nproc > 1:
+        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
+               f"--master_port={find_free_port()}", os.path.join(ROOT, "projects/train_net.py")]
+    else:
+        cmd = [sys.executable, os.path.join(ROOT, "projects/train_net.py")]
+    flags = [a for a in args if a.startswith("--")]  # before the key=value overrides
+    overrides = [a for a in args if not a.startswith("--")]
+    result = subprocess.run(cmd + ["--config-file", CONFIG, *flags, *overrides], env=env,
+                            cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"train_net failed:\n{result.stderr[-4000:]}")
+    return result
+
+
+def read_metrics(out):
+    with open(os.path.join(out, "metrics.json")) as f:
+        return [json.loads(line) for line in f]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train")
+    out = tmp / "run"
+    train_net(tmp, *TINY, "train.max_iter=12", f"train.output_dir={out}")
+    return tmp, out
+
+
+def test_training_writes_config_metrics_and_checkpoints(trained):
+    _, out = trained
+    assert (out / "config.yaml").is_file()
+    assert (out / "last_checkpoint").read_text() == "model_final.pth"
+    records = read_metrics(out)
+    losses = [r["total_loss"] for r in records if "total_loss" in r]
+    assert len(losses) == 12
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3  # it learns
+    final = records[-1]
+    for key in ("bbox/AP", "bbox/AP50", "segm/AP"):
+        assert key in final, key
+    assert {"lr", "memory_mb", "time", "data_time"} <= set().union(*records)
+
+
+def copypaste(log: str, task: str) -> str:
+    """The metric values detectron2 prints for ``task`` (last evaluation in the log)."""
+    lines = [line.split("copypaste: ")[1] for line in log.splitlines() if "copypaste: " in line]
+    start = len(lines) - 1 - lines[::-1].index(f"Task: {task}")
+    return lines[start + 2]
+
+
+def test_eval_only_reproduces_the_final_metrics(trained):
+    tmp, out = trained
+    train_net(tmp, *TINY, "--eval-only", f"train.output_dir={tmp / 'eval'}",
+              f"train.init_checkpoint={out / 'model_final.pth'}")
+    trained_log, eval_log = (out / "log.txt").read_text(), (tmp / "eval" / "log.txt").read_text()
+    assert "loaded the whole model" in eval_log
+    for task in ("bbox", "segm"):
+        assert copypaste(eval_log, task) == copypaste(trained_log, task)
+
+
+def test_resume_continues_at_the_next_iteration(trained):
+    tmp, out = trained
+    train_net(tmp, *TINY, "--resume", "train.max_iter=15", f"train.output_dir={out}")
+    iterations = [r["iteration"] for r in read_metrics(out) if "total_loss" in r]
+    assert iterations == list(range(12)) + [12, 13, 14]
+    assert "resuming at iteration 12" in (out / "log.txt").read_text()
+
+
+def test_unknown_override_fails_naming_the_key(tmp_path):
+    result = train_net(tmp_path, "train.max_iters=3", check=False)
+    assert result.returncode != 0 and "train.max_iters" in result.stderr
+
+
+METHOD_PARTS = {"mona": "my_module_", "adapter": "_adapter.", "adaptformer": "parallel_adapter.",
+                "lora": "lora_", "bitfit": ".bias", "ln": "norm", "partial-1": "layers.3.blocks.1.",
+                "fixed": None, "full": ""}
+
+
+@pytest.mark.parametrize("method", sorted(METHOD_PARTS))
+def test_every_tuning_method_steps_on_the_detector(tmp_path, method, monkeypatch):
+    monkeypatch.setenv("MONA_DATASETS", str(tmp_path))
+    cfg = load_config(CONFIG, [*TINY, f"tuning.method={method}", "model.backbone.bottom_up."
+                               "drop_path_rate=0.0", f"train.output_dir={tmp_path}"])
+    model = build_model(cfg).train()
+    backbone = next(m for m in model.modules() if isinstance(m, SwinTransformer))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    batch = next(iter(instantiate(cfg.dataloader.train)))
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    with EventStorage(0):
+        sum(model(batch).values()).backward()
+    optimizer.step()
+    part = METHOD_PARTS[method]
+    changed_trainable = 0
+    for name, param in model.named_parameters():
+        changed = not torch.equal(param, before[name])
+        if name.startswith("backbone.bottom_up."):
+            trains = part is not None and part in name[len("backbone.bottom_up."):]
+            assert param.requires_grad == trains, name
+            if not trains:  # frozen: bit-identical, no gradient buffer
+                assert not changed and param.grad is None, name
+            else:
+                assert param.grad is not None, name
+                changed_trainable += changed
+        elif name.startswith("roi_heads.box_predictor"):
+            assert changed, name
+    assert (changed_trainable > 0) == (method != "fixed")
+    assert any(p.requires_grad for p in backbone.parameters()) == (method != "fixed")
+
+
+def test_ddp_two_gloo_processes(tmp_path):
+    out = tmp_path / "ddp"
+    train_net(tmp_path, *TINY, "train.max_iter=3", "train.checkpointer.period=100",
+              f"train.output_dir={out}", "dataloader.test.dataset.num_images=2", nproc=2)
+    losses = [r for r in read_metrics(out) if "total_loss" in r]
+    assert [r["iteration"] for r in losses] == [0, 1, 2]
+    assert "bbox/AP" in read_metrics(out)[-1]
