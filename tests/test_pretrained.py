@@ -126,3 +126,15 @@ def test_window_size_change_interpolates(tiny_swin):
     assert torch.allclose(interpolate_position_table(constant, 23 * 23), torch.full((529, 2), 0.7))
     x = torch.randn(1, 3, 96, 96)
     assert torch.isfinite(target.eval()(x)["res5"]).all()
+
+
+def test_save_microsoft_checkpoint_round_trip(tmp_path, tiny_swin):
+    from mona_scale.backbones.pretrained import save_microsoft_checkpoint
+    source, target = tiny_swin("mona"), tiny_swin("full")
+    count = save_microsoft_checkpoint(source, tmp_path / "swin.pth")
+    report = load_pretrained(target, tmp_path / "swin.pth")
+    assert report.layout == "microsoft" and len(report.loaded) == count
+    assert report.missing == ["norm0.weight", "norm0.bias", "norm1.weight", "norm1.bias",
+                              "norm2.weight", "norm2.bias", "norm3.weight", "norm3.bias"]
+    assert torch.equal(target.layers[1].blocks[0].attn.qkv.weight,
+                       source.layers[1].blocks[0].attn.qkv.weight)

@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["LoadReport", "load_pretrained", "read_state_dict", "to_backbone_keys"]
+__all__ = ["LoadReport", "load_pretrained", "read_state_dict", "to_backbone_keys",
+           "save_microsoft_checkpoint"]
 
 logger = logging.getLogger(__name__)
 
@@ -227,3 +228,24 @@ def load_pretrained(backbone: nn.Module, path_or_state_dict) -> LoadReport:
                         unexpected=unexpected, ignored=ignored, interpolated=interpolated)
     logger.info(report.summary())
     return report
+
+
+def save_microsoft_checkpoint(backbone: nn.Module, path: str | os.PathLike) -> int:
+    """Write the backbone's pretrained part in Microsoft's layout (``{"model": sd}``).
+
+    Adapters and the detection output norms ``norm0..3`` are left out, as in Microsoft's
+    files, so the result loads anywhere a Swin ImageNet checkpoint does.
+
+    Args:
+        backbone: a :class:`~mona_scale.backbones.SwinTransformer`.
+        path: output file (written atomically).
+
+    Returns:
+        The number of tensors written.
+    """
+    state = {k: v.detach().cpu().clone() for k, v in backbone.state_dict().items()
+             if not any(p in k for p in ADAPTER_PARTS) and not re.match(r"norm\d\.", k)}
+    tmp = f"{os.fspath(path)}.tmp"
+    torch.save({"model": state}, tmp)
+    os.replace(tmp, path)
+    return len(state)
