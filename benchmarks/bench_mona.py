@@ -18,15 +18,13 @@ import argparse
 import functools
 import json
 import os
-import resource
 import statistics
-import subprocess
-import sys
 import time
 
 from mona_scale.adapters import Mona
 
 import torch
+from common import peak_rss_mb, print_table, rss_mb, run_worker
 
 SWIN_B_STAGES = [(128, 256, 2), (256, 128, 2), (512, 64, 18), (1024, 32, 2)]  # C, side, depth
 
@@ -38,15 +36,6 @@ STEP_VARIANTS = {  # name -> (tuning, activation checkpointing)
     "mona+ckpt": ({"method": "mona", "fused": True}, True),
     "floor (fixed, no adapters)": ("fixed", False),
 }
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _fwd_bwd(fn, x: torch.Tensor) -> float:
@@ -103,7 +92,7 @@ def run_step_worker(model: str, variant: str, steps: int, size: int, batch: int)
     params = [p for p in backbone.parameters() if p.requires_grad] + list(head.parameters())
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     images = torch.randn(batch, 3, size, size)
-    rss_before = _rss_mb()
+    rss_before = rss_mb()
     times = []
     for i in range(steps + 1):
         start = time.perf_counter()
@@ -114,7 +103,7 @@ def run_step_worker(model: str, variant: str, steps: int, size: int, batch: int)
         optimizer.zero_grad(set_to_none=True)
         if i:
             times.append(time.perf_counter() - start)
-    peak = _peak_rss_mb()
+    peak = peak_rss_mb()
     return {"seconds": statistics.median(times), "step MB": peak - rss_before, "peak MB": peak,
             "trainable": sum(p.numel() for p in params)}
 
@@ -125,11 +114,8 @@ def bench_steps(models, steps, size, batch) -> list[dict]:
     for model in models:
         results = {}
         for variant in STEP_VARIANTS:
-            cmd = [sys.executable, __file__, "--worker", model, variant, "--steps", str(steps),
-                   "--size", str(size), "--batch", str(batch)]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-            results[variant] = json.loads(out.strip().splitlines()[-1])
-            print(f"  {model} {variant}: {results[variant]}", file=sys.stderr, flush=True)
+            results[variant] = run_worker(__file__, model, variant, "--steps", str(steps),
+                                          "--size", str(size), "--batch", str(batch))
         full = results["full"]
         for variant, r in results.items():
             rows.append({"model": model, "variant": variant, "s/step": r["seconds"],
@@ -138,13 +124,6 @@ def bench_steps(models, steps, size, batch) -> list[dict]:
                          "step mem vs full": r["step MB"] / full["step MB"],
                          "peak MB": r["peak MB"], "peak vs full": r["peak MB"] / full["peak MB"]})
     return rows
-
-
-def print_table(title: str, rows: list[dict]) -> None:
-    from tabulate import tabulate
-    print(f"\n{title}")
-    print(tabulate([[f"{v:.3f}" if isinstance(v, float) else v for v in r.values()]
-                    for r in rows], headers=list(rows[0]), stralign="right"))
 
 
 def main() -> None:

@@ -148,3 +148,55 @@ def test_rng_state_round_trip():
     set_rng_state(state)
     assert (np.random.rand(), torch.rand(1).item()) == first
     json.dumps(state["python"][0])  # plain python, loadable with weights_only=True
+
+
+class _Quadratic(nn.Module):
+    """loss = sum((w * x)^2) over the batch rows: gradients are easy to predict."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.tensor([1.0, -2.0, 3.0]))
+
+    def forward(self, batch):
+        return {"loss": (self.weight * batch).square().sum(dim=1).mean()}
+
+
+def _run(model, batches, precision="fp32", **kwargs):
+    strategy = build_strategy("ddp", Precision(precision))
+    model, optimizer = strategy.setup(model, lambda m: torch.optim.SGD(m.parameters(), lr=0.1))
+    trainer = MonaTrainer(model, iter(batches), optimizer, strategy, **kwargs)
+    with EventStorage(0) as storage:
+        trainer.iter = 0
+        trainer.storage = storage
+        trainer.run_step()
+    return model, storage
+
+
+def test_gradient_accumulation_equals_the_large_batch():
+    a, b = torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[0.5, -1.0, 2.0]])
+    accumulated, _ = _run(_Quadratic(), [a, b], grad_accum=2)
+    single, _ = _run(_Quadratic(), [torch.cat([a, b])])
+    assert torch.allclose(accumulated.weight, single.weight, atol=1e-6)
+
+
+def test_gradient_clipping_bounds_the_update_and_logs_the_norm():
+    x = torch.tensor([[10.0, 10.0, 10.0]])
+    model, storage = _run(_Quadratic(), [x], clip_grad=1.0)
+    step = model.weight.detach() - torch.tensor([1.0, -2.0, 3.0])
+    assert step.norm().item() == pytest.approx(0.1, rel=1e-4)  # lr * max_norm
+    assert storage.latest()["grad_norm"][0] > 1.0
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_steps(precision):
+    model, storage = _run(_Quadratic(), [torch.tensor([[1.0, 2.0, 3.0]])], precision=precision)
+    assert not torch.equal(model.weight.detach(), torch.tensor([1.0, -2.0, 3.0]))
+    assert torch.isfinite(model.weight).all() and "total_loss" in storage.latest()
+
+
+def test_missing_dataset_names_path_and_layout():
+    from mona_scale.data.catalog import get_dataset_dicts
+    with pytest.raises(FileNotFoundError, match=r"instances_val2017.json(.|\n)*coco/annotations"):
+        get_dataset_dicts("coco_2017_val")
+    with pytest.raises(KeyError, match="not registered"):
+        get_dataset_dicts("no_such_dataset")

@@ -33,7 +33,7 @@ model.roi_heads.mask_head.conv_dims = [WIDTH] * 5
 
 optimizer.lr = 4e-4
 train.device = "cpu"
-train.max_iter = 600
+train.max_iter = 400
 train.log_period = 20
 train.eval_period = 0
 train.checkpointer.period = 200
@@ -41,7 +41,7 @@ train.output_dir = "./output/quickstart/shapes_cascade_mona"
 train.clip_grad = 5.0
 
 lr_multiplier = L(WarmupParamScheduler)(
-    scheduler=L(MultiStepParamScheduler)(values=[1.0, 0.1], milestones=[500], num_updates=600),
-    warmup_length=50 / 600,
+    scheduler=L(MultiStepParamScheduler)(values=[1.0, 0.1], milestones=[330], num_updates=400),
+    warmup_length=30 / 400,
     warmup_factor=0.01,
 )

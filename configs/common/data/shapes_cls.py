@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 dataloader = OmegaConf.create()
 dataloader.train = L(build_detection_train_loader)(
-    dataset=L(synthetic_dataset_dicts)(name="shapes_cls_train", num_images=600),
+    dataset=L(synthetic_dataset_dicts)(name="shapes_cls_train", num_images=4000),
     mapper=L(ClassificationMapper)(
         is_train=True,
         augmentations=[L(T.RandomFlip)(horizontal=True), L(T.Resize)(shape=(64, 64))],

@@ -1,0 +1,56 @@
+"""The paper configs: they load, build the real models, and encode the recipes."""
+from mona_scale.adapters.report import REFERENCE_COUNTS
+from mona_scale.engine.config import load_config
+from mona_scale.engine.defaults import find_backbone
+
+import pytest
+import torch
+from detectron2.config import instantiate
+from detectron2.modeling.roi_heads import CascadeROIHeads
+
+
+def _trainable(module):
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def _lr_at(cfg, fraction):
+    scheduler = instantiate(cfg.lr_multiplier)
+    return scheduler(fraction)
+
+
+def test_coco_cascade_recipe():
+    cfg = load_config("configs/coco/cascade_mask_rcnn_swin_b_mona_3x.py")
+    assert cfg.optimizer.lr == 1e-4 and cfg.optimizer.weight_decay == 0.05
+    epoch = 117266 // 16
+    assert cfg.train.max_iter == 36 * epoch
+    assert _lr_at(cfg, 26.9 / 36) == pytest.approx(1.0)
+    assert _lr_at(cfg, 27.1 / 36) == pytest.approx(0.1)
+    assert _lr_at(cfg, 33.1 / 36) == pytest.approx(0.01)
+    assert _lr_at(cfg, 0.0) == pytest.approx(0.001)  # linear warmup from 0.001
+    with torch.device("meta"):
+        model = instantiate(cfg.model)
+    backbone = find_backbone(model)
+    assert backbone.tuning_method == "mona" and backbone.blocks[-1].drop_path.rate == 0.3
+    assert _trainable(backbone) == REFERENCE_COUNTS[("swin_b", "mona")][0]
+    assert isinstance(model.roi_heads, CascadeROIHeads)
+    assert all(p.requires_grad for n, p in model.named_parameters()
+               if not n.startswith("backbone.bottom_up."))
+    predictor = model.roi_heads.box_predictor[0]
+    assert predictor.box_reg_loss_type == "giou" and predictor.loss_weight["loss_box_reg"] == 10
+    assert [p.box2box_transform.weights for p in model.roi_heads.box_predictor] == [
+        (10, 10, 5, 5), (20, 20, 10, 10), (30, 30, 15, 15)]
+    assert len(model.roi_heads.box_head[0].conv_norm_relus) == 4
+
+
+def test_voc_retinanet_recipe_and_other_methods():
+    cfg = load_config("configs/voc/retinanet_swin_l_mona_1x.py", ["tuning.method=lora"])
+    epoch = 16551 // 2
+    assert cfg.train.max_iter == 12 * epoch
+    assert _lr_at(cfg, 8.9 / 12) == 1.0 and _lr_at(cfg, 9.1 / 12) == pytest.approx(0.1)
+    with torch.device("meta"):
+        model = instantiate(cfg.model)
+    backbone = find_backbone(model)
+    assert backbone.tuning_method == "lora" and backbone.output_shape().keys() == {
+        "res3", "res4", "res5"}
+    assert _trainable(backbone) == REFERENCE_COUNTS[("swin_l", "lora")][0]
+    assert model.num_classes == 20
