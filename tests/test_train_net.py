@@ -32,8 +32,8 @@ def train_net(tmp_path, *args, nproc=1, check=True):
                f"--master_port={find_free_port()}", os.path.join(ROOT, "projects/train_net.py")]
     else:
         cmd = [sys.executable, os.path.join(ROOT, "projects/train_net.py")]
-    flags = [a for a in args if a.startswith("--")]  # before the key=value overrides
-    overrides = [a for a in args if not a.startswith("--")]
+    flags = [a for a in args if "=" not in a]  # before the key=value overrides
+    overrides = [a for a in args if "=" in a]
     result = subprocess.run(cmd + ["--config-file", CONFIG, *flags, *overrides], env=env,
                             cwd=tmp_path,
                             capture_output=True, text=True, timeout=600)
@@ -141,4 +141,15 @@ def test_ddp_two_gloo_processes(tmp_path):
               f"train.output_dir={out}", "dataloader.test.dataset.num_images=2", nproc=2)
     losses = [r for r in read_metrics(out) if "total_loss" in r]
     assert [r["iteration"] for r in losses] == [0, 1, 2]
+    assert "process 1 of 2" in (out / "log.txt.rank1").read_text()
+    assert "bbox/AP" in read_metrics(out)[-1]
+
+
+def test_num_gpus_spawns_local_workers(tmp_path):
+    out = tmp_path / "spawn"
+    train_net(tmp_path, "--num-gpus", "2", *TINY, "train.max_iter=2",
+                       "train.checkpointer.period=100", f"train.output_dir={out}",
+                       "dataloader.test.dataset.num_images=2")
+    assert [r["iteration"] for r in read_metrics(out) if "total_loss" in r] == [0, 1]
+    assert "process 1 of 2" in (out / "log.txt.rank1").read_text()
     assert "bbox/AP" in read_metrics(out)[-1]

@@ -44,6 +44,7 @@ def setup_run(cfg: DictConfig, eval_only: bool = False) -> None:
     setup_logger(out, distributed_rank=rank, name="fvcore")
     setup_logger(out, distributed_rank=rank, name="detectron2")
     setup_logger(out, distributed_rank=rank, name="mona_scale")
+    logger.info(f"process {rank} of {comm.get_world_size()}, output in {out}")
     if rank == 0 and not eval_only:
         save_config(cfg, os.path.join(out, "config.yaml"))
     seed = int(cfg.train.get("seed", 0))
