@@ -16,7 +16,7 @@ import statistics
 import time
 
 from mona_scale.engine.config import load_config
-from mona_scale.engine.defaults import _make_optimizer, build_model
+from mona_scale.engine.defaults import build_model, optimizer_factory
 
 import torch
 from common import peak_rss_mb, print_table, rss_mb, run_worker
@@ -40,7 +40,7 @@ def run_variant(variant: str, iters: int, batch: int) -> dict:
     cfg = load_config(CONFIG, [*VARIANTS[variant], f"dataloader.train.total_batch_size={batch}",
                                "dataloader.train.num_workers=0", "train.output_dir=/tmp/bench"])
     model = build_model(cfg).train()
-    optimizer = _make_optimizer(cfg)(model)
+    optimizer = optimizer_factory(cfg)(model)
     batches = iter(instantiate(cfg.dataloader.train))
     data = [next(batches) for _ in range(iters + 1)]  # read outside the timed region
     rss_before, times = rss_mb(), []

@@ -312,23 +312,18 @@ class SwinTransformer(Backbone):
         hw = (x.shape[2], x.shape[3])
         x = x.flatten(2).transpose(1, 2)
         outputs = {}
-        for i, layer in enumerate(self.layers):
+        last = max(self.stage_names.index(n) for n in self._out_features)
+        for i, layer in enumerate(self.layers[:last + 1]):
             x = layer(x, hw)
             name = self.stage_names[i]
             if name in self._out_features:
                 out = getattr(self, f"norm{i}")(x)
                 outputs[name] = out.view(-1, hw[0], hw[1], self.num_features[i]).permute(
                     0, 3, 1, 2).contiguous()
-            if layer.downsample is None:
-                break
-            if i + 1 < len(self.layers) and not self._needs_stage(i + 1):
-                break
-            x = layer.downsample(x, hw)
-            hw = ((hw[0] + 1) // 2, (hw[1] + 1) // 2)
+            if i < last:
+                x = layer.downsample(x, hw)
+                hw = ((hw[0] + 1) // 2, (hw[1] + 1) // 2)
         return outputs
-
-    def _needs_stage(self, index: int) -> bool:
-        return any(self.stage_names.index(n) >= index for n in self._out_features)
 
     def output_shape(self) -> dict[str, ShapeSpec]:
         return {n: ShapeSpec(channels=self._out_feature_channels[n],

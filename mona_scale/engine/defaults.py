@@ -31,7 +31,7 @@ from .trainer import MonaTrainer
 from .writers import MemoryHook, default_writers
 
 __all__ = ["setup_run", "build_model", "find_backbone", "load_init_checkpoint", "do_test",
-           "do_train", "run"]
+           "do_train", "optimizer_factory", "run"]
 
 logger = logging.getLogger("mona_scale")
 
@@ -103,7 +103,9 @@ def do_test(cfg: DictConfig, model: nn.Module) -> dict:
     return results
 
 
-def _make_optimizer(cfg: DictConfig):
+def optimizer_factory(cfg: DictConfig):
+    """A function model -> optimizer from ``cfg.optimizer`` over :func:`param_groups`."""
+
     def make(model: nn.Module) -> torch.optim.Optimizer:
         opt_cfg = OmegaConf.to_container(cfg.optimizer, resolve=True)
         opt_cfg.pop("params", None)
@@ -120,7 +122,7 @@ def do_train(cfg: DictConfig, model: nn.Module, resume: bool = False) -> None:
     precision = Precision(train.get("precision", "fp32"), torch.device(train.device).type)
     strategy_name = train.get("strategy", "ddp")
     strategy = build_strategy(strategy_name, precision, **dict(train.get(strategy_name) or {}))
-    wrapped, optimizer = strategy.setup(model, _make_optimizer(cfg))
+    wrapped, optimizer = strategy.setup(model, optimizer_factory(cfg))
     trainer = MonaTrainer(wrapped, instantiate(cfg.dataloader.train), optimizer, strategy,
                           grad_accum=int(train.get("grad_accum", 1)),
                           clip_grad=float(train.get("clip_grad", 0.0)))
