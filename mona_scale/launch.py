@@ -1,4 +1,5 @@
-"""Process-group set-up: one entry for torchrun, spawned workers and single processes.
+"""Process-group set-up: one entry for torchrun, SLURM (srun), spawned workers and single
+processes.
 
 ``init_distributed()`` reads the environment torchrun (or our own spawner) sets, creates
 the default process group (NCCL with CUDA, gloo without), sets the device, and creates
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import socket
+import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -18,7 +21,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-__all__ = ["DistInfo", "dist_info_from_env", "init_distributed", "launch", "find_free_port"]
+__all__ = ["DistInfo", "dist_info_from_env", "init_distributed", "launch", "find_free_port",
+           "slurm_master_addr"]
 
 
 @dataclass(frozen=True)
@@ -49,19 +53,70 @@ def _int(env: Mapping[str, str], key: str) -> int:
         raise ValueError(f"environment variable {key}={env[key]!r} is not an integer") from e
 
 
-def dist_info_from_env(env: Mapping[str, str] | None = None) -> DistInfo:
-    """Parse torchrun-style variables (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE,
-    MASTER_ADDR, MASTER_PORT); without them, a single process.
+def _tasks_per_node(env: Mapping[str, str]) -> int:
+    if "SLURM_NTASKS_PER_NODE" in env:
+        return _int(env, "SLURM_NTASKS_PER_NODE")
+    counts = env.get("SLURM_TASKS_PER_NODE", "")  # e.g. "8(x2)" or "8,8" or "8,4"
+    values = {part.split("(")[0] for part in counts.split(",") if part}
+    if len(values) != 1:
+        raise ValueError(
+            f"SLURM job without --ntasks-per-node (SLURM_TASKS_PER_NODE={counts!r}): launch "
+            f"the same number of tasks on every node, e.g. sbatch --ntasks-per-node=8")
+    return int(values.pop())
+
+
+def slurm_master_addr(nodelist: str) -> str:
+    """Address of the first node of ``nodelist`` (its NodeAddr: node names may not resolve).
+
+    Args:
+        nodelist: ``SLURM_JOB_NODELIST``, e.g. ``gpu[01-04]``.
+    """
+    first = subprocess.run(["scontrol", "show", "hostnames", nodelist], check=True,
+                           capture_output=True, text=True).stdout.split()[0]
+    info = subprocess.run(["scontrol", "show", "node", first], capture_output=True, text=True)
+    match = re.search(r"NodeAddr=(\S+)", info.stdout)
+    return match.group(1) if match else first
+
+
+def _from_slurm(env: Mapping[str, str], resolve_master: Callable[[str], str]) -> DistInfo:
+    rank, world = _int(env, "SLURM_PROCID"), _int(env, "SLURM_NTASKS")
+    local_rank, per_node = _int(env, "SLURM_LOCALID"), _tasks_per_node(env)
+    node = _int(env, "SLURM_NODEID") if "SLURM_NODEID" in env else rank // per_node
+    if not 0 <= rank < world:
+        raise ValueError(f"SLURM_PROCID={rank} is outside SLURM_NTASKS={world}")
+    if world % per_node or not 0 <= local_rank < per_node or rank != node * per_node + local_rank:
+        raise ValueError(f"inconsistent SLURM tasks: SLURM_PROCID={rank}, SLURM_LOCALID="
+                         f"{local_rank}, SLURM_NODEID={node}, {per_node} tasks per node, "
+                         f"SLURM_NTASKS={world}")
+    addr = env.get("MASTER_ADDR") or resolve_master(env.get("SLURM_JOB_NODELIST", "localhost"))
+    port = (_int(env, "MASTER_PORT") if "MASTER_PORT" in env
+            else 10000 + _int(env, "SLURM_JOB_ID") % 20000 if "SLURM_JOB_ID" in env else 29500)
+    return DistInfo(rank, world, local_rank, per_node, addr, port, "slurm")
+
+
+def dist_info_from_env(env: Mapping[str, str] | None = None,
+                       resolve_master: Callable[[str], str] = slurm_master_addr) -> DistInfo:
+    """Where this process sits: torchrun variables (RANK, WORLD_SIZE, LOCAL_RANK,
+    LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT) first, then SLURM's (SLURM_PROCID,
+    SLURM_NTASKS, SLURM_LOCALID, SLURM_NODEID, tasks per node; MASTER_ADDR from the first
+    node's address and MASTER_PORT from the job id unless set), else a single process.
 
     Args:
         env: the environment (default ``os.environ``).
+        resolve_master: maps SLURM_JOB_NODELIST to the first node's address.
 
     Returns:
         A :class:`DistInfo`; raises ``ValueError`` for an inconsistent environment.
     """
     env = os.environ if env is None else env
-    if "RANK" not in env or "WORLD_SIZE" not in env:
-        return DistInfo()
+    if "RANK" in env and "WORLD_SIZE" in env:
+        return _from_torchrun(env)
+    if "SLURM_PROCID" in env and _int(env, "SLURM_NTASKS") > 1:
+        return _from_slurm(env, resolve_master)
+    return DistInfo()
+
+
+def _from_torchrun(env: Mapping[str, str]) -> DistInfo:
     rank, world = _int(env, "RANK"), _int(env, "WORLD_SIZE")
     local_rank = _int(env, "LOCAL_RANK") if "LOCAL_RANK" in env else rank
     local_world = _int(env, "LOCAL_WORLD_SIZE") if "LOCAL_WORLD_SIZE" in env else world

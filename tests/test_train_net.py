@@ -153,3 +153,38 @@ def test_num_gpus_spawns_local_workers(tmp_path):
     assert [r["iteration"] for r in read_metrics(out) if "total_loss" in r] == [0, 1]
     assert "process 1 of 2" in (out / "log.txt.rank1").read_text()
     assert "bbox/AP" in read_metrics(out)[-1]
+
+
+def test_wandb_offline_run_logs_metrics_and_continues_on_resume(tmp_path):
+    from wandb_records import read_run
+    out = tmp_path / "wb"
+    train_net(tmp_path, *TINY, "train.max_iter=3", "train.checkpointer.period=100",
+              f"train.output_dir={out}", "dataloader.test.dataset.num_images=2")
+    run_id = (out / "wandb_run_id").read_text()
+    history, config, ids = read_run(out)
+    steps = {row["_step"]: row for row in history}
+    assert [s for s in steps if "total_loss" in steps[s]] == [0, 1, 2]
+    assert any("bbox/AP" in row for row in history)
+    assert {"model", "train", "tuning"} <= config and ids == [run_id]
+    train_net(tmp_path, "--resume", *TINY, "train.max_iter=5", f"train.output_dir={out}",
+              "train.checkpointer.period=100", "dataloader.test.dataset.num_images=2")
+    history, _, ids = read_run(out)
+    assert ids == [run_id, run_id]  # the resumed job continued the same run
+    assert sorted(r["_step"] for r in history if "total_loss" in r) == [0, 1, 2, 3, 4]
+    off = tmp_path / "off"
+    train_net(tmp_path, *TINY, "train.max_iter=1", "train.wandb.enabled=False",
+              f"train.output_dir={off}", "dataloader.test.dataset.num_images=2")
+    assert not (off / "wandb").exists() and not (off / "wandb_run_id").exists()
+
+
+def test_wandb_mode(monkeypatch):
+    from mona_scale.engine.wandb_writer import wandb_mode
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    assert wandb_mode("auto") == "offline"
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert wandb_mode("auto") == "online"
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert wandb_mode("online") == "disabled"
+    with pytest.raises(ValueError, match="train.wandb.mode='cloud'"):
+        wandb_mode("cloud")

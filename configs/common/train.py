@@ -15,4 +15,6 @@ train = dict(
     activation_checkpointing=False,  # per Swin block, non-reentrant
     grad_accum=1,  # micro-batches per optimizer step
     clip_grad=0.0,  # max global grad norm, 0 = off
+    # wandb: mode auto = online with WANDB_API_KEY, else offline (files in output_dir/wandb)
+    wandb=dict(enabled=True, project="mona_scale", name="", mode="auto"),
 )

@@ -28,6 +28,7 @@ from .optim import param_groups
 from .precision import Precision
 from .strategies import build_strategy
 from .trainer import MonaTrainer
+from .wandb_writer import WandbWriter
 from .writers import MemoryHook, default_writers
 
 __all__ = ["setup_run", "build_model", "find_backbone", "load_init_checkpoint", "do_test",
@@ -116,6 +117,18 @@ def optimizer_factory(cfg: DictConfig):
     return make
 
 
+def _writers(cfg: DictConfig) -> list:
+    writers = default_writers(cfg.train.output_dir, cfg.train.max_iter)
+    options = cfg.train.get("wandb") or {}
+    if options.get("enabled", False) and options.get("mode", "auto") != "disabled":
+        writers.append(WandbWriter(cfg.train.output_dir,
+                                   OmegaConf.to_container(cfg, resolve=False),
+                                   project=options.get("project", "mona_scale"),
+                                   name=options.get("name", ""),
+                                   mode=options.get("mode", "auto")))
+    return writers
+
+
 def do_train(cfg: DictConfig, model: nn.Module, resume: bool = False) -> None:
     """Train ``model`` as ``cfg.train`` says, with periodic checkpoints and evaluation."""
     train = cfg.train
@@ -134,8 +147,8 @@ def do_train(cfg: DictConfig, model: nn.Module, resume: bool = False) -> None:
         hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
         PeriodicCheckpointHook(checkpointer, **train.checkpointer),
         hooks.EvalHook(train.eval_period, lambda: do_test(cfg, model)),
-        hooks.PeriodicWriter(default_writers(train.output_dir, train.max_iter),
-                             period=train.log_period) if comm.is_main_process() else None,
+        hooks.PeriodicWriter(_writers(cfg), period=train.log_period)
+        if comm.is_main_process() else None,
     ])
     start_iter = 0
     if resume and checkpointer.has_checkpoint():
