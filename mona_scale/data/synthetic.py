@@ -211,6 +211,16 @@ def _annotation(mask: np.ndarray, label: int, image_id: int, ann_id: int) -> dic
                              "counts": rle["counts"].decode("ascii")}}
 
 
+def _generate_once(lock: Path, read_signature, signature: dict, generate) -> None:
+    """Run ``generate()`` unless ``read_signature() == signature``; checked again under a
+    file lock, so concurrent processes (one per rank) generate a split once."""
+    if read_signature() == signature:
+        return
+    with _locked(lock):
+        if read_signature() != signature:  # not made while we waited
+            generate()
+
+
 def _instances_signature(path: Path) -> dict | None:
     data = _read_json(path)
     return data.get("info", {}).get("signature") if isinstance(data, dict) else None
@@ -236,16 +246,17 @@ def make_shapes_instances(root: str, split: str, num_images: int, image_size: in
     json_path, image_dir = base / f"{split}.json", base / split
     signature = _signature("shapes_instances", split=split, num_images=num_images,
                            image_size=image_size, seed=seed)
-    if _instances_signature(json_path) == signature:
-        return str(json_path)
-    with _locked(base / f".{split}.lock"):
-        if _instances_signature(json_path) != signature:  # not made while we waited
-            _clear(json_path, image_dir)
-            image_dir.mkdir(parents=True)
-            coco = _generate_instances(image_dir, split, num_images, image_size, seed)
-            coco["info"] = {"description": "mona_scale synthetic shapes (instances)",
-                            "signature": signature}
-            _write_atomic(json_path, json.dumps(coco))
+
+    def generate() -> None:
+        _clear(json_path, image_dir)
+        image_dir.mkdir(parents=True)
+        coco = _generate_instances(image_dir, split, num_images, image_size, seed)
+        coco["info"] = {"description": "mona_scale synthetic shapes (instances)",
+                        "signature": signature}
+        _write_atomic(json_path, json.dumps(coco))
+
+    _generate_once(base / f".{split}.lock", lambda: _instances_signature(json_path),
+                   signature, generate)
     return str(json_path)
 
 
@@ -292,14 +303,15 @@ def make_shapes_classification(root: str, split: str, num_images: int, image_siz
     signature_path = base / f"{split}.signature.json"
     signature = _signature("shapes_cls", split=split, num_images=num_images,
                            image_size=image_size, seed=seed)
-    if _read_json(signature_path) == signature:
-        return str(split_dir)
-    with _locked(base / f".{split}.lock"):
-        if _read_json(signature_path) != signature:  # not made while we waited
-            _clear(signature_path, list_path, split_dir)
-            lines = _generate_classification(base, split, num_images, image_size, seed)
-            _write_atomic(list_path, "".join(f"{line}\n" for line in lines))
-            _write_atomic(signature_path, json.dumps(signature))
+
+    def generate() -> None:
+        _clear(signature_path, list_path, split_dir)
+        lines = _generate_classification(base, split, num_images, image_size, seed)
+        _write_atomic(list_path, "".join(f"{line}\n" for line in lines))
+        _write_atomic(signature_path, json.dumps(signature))
+
+    _generate_once(base / f".{split}.lock", lambda: _read_json(signature_path), signature,
+                   generate)
     return str(split_dir)
 
 
