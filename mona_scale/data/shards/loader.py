@@ -1,0 +1,218 @@
+"""What configs instantiate: shard datasets (registered for evaluators) and the streaming
+train / test loaders, which run in the main process around a torch ``DataLoader``.
+
+    dataloader.train = L(build_stream_train_loader)(
+        dataset=L(shard_dataset)(name="coco_2017_train_stream",
+                                 manifests="datasets/shards/coco_train2017/manifest.json"),
+        mapper=..., total_batch_size=16, num_workers=4)
+
+Exact resume: the trainer counts the batches it drew from the train loader on this rank
+and, after a restart, calls ``loader.resume_from(batches)`` before the first ``iter()``;
+the stream then yields exactly the batches an uninterrupted run would have yielded next
+(same seed, world size and workers). Aspect-ratio grouping happens inside each stream
+before batches leave the worker, so the DataLoader's round-robin keeps positions exact.
+
+Corrupt data: :meth:`StreamingLoader.stats` returns ``data/samples_seen``,
+``data/corrupt_samples`` and ``data/corrupt_{truncated,invalid,undecodable}`` (this
+rank, cumulative; ``data_test/...`` for the test loader); while a detectron2 EventStorage
+is active they are also put into it, so they reach metrics.json. Past the budget, the
+loader raises :class:`~.budget.CorruptDataError` naming the worst shard.
+"""
+from __future__ import annotations
+
+import logging
+
+import torch
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.utils import comm
+from detectron2.utils.events import get_event_storage
+from torch.utils.data import DataLoader
+
+from .budget import CorruptCounts
+from .manifest import ShardSet
+from .reader import ShardStream, read_shard
+
+__all__ = ["shard_dataset", "shard_dicts", "build_stream_train_loader",
+           "build_stream_test_loader", "StreamingLoader"]
+
+logger = logging.getLogger("mona_scale.data.shards")
+
+
+def _identity(batch):
+    return batch
+
+
+def shard_dicts(shards: ShardSet, budget: float = 0.001) -> list[dict]:
+    """Every sample's dataset dict, in shard order (images are not decoded; their
+    ``shard://`` file names are not readable). Used by evaluators that need the dicts."""
+    counts = CorruptCounts(budget, f"dataset dicts of {shards.name or 'shards'}")
+    dicts = [sample.dataset_dict()[0] for shard in shards.shards
+             for sample in read_shard(shard, counts, len(shards.classes) or None)]
+    counts.check(total=shards.num_samples)
+    return dicts
+
+
+_CLASS_KEYS = {"instances": "thing_classes", "sem_seg": "stuff_classes",
+               "classification": "classes"}
+
+
+def shard_dataset(name: str, manifests: str | list[str],
+                  url_template: str | None = None) -> ShardSet:
+    """The shards of one or more manifests, registered as dataset ``name`` for evaluators.
+
+    ``DatasetCatalog.get(name)`` returns :func:`shard_dicts`; ``MetadataCatalog.get(name)``
+    holds the class names (``thing_classes`` / ``stuff_classes`` / ``classes`` by task),
+    COCO's ``thing_dataset_id_to_contiguous_id``, ``evaluator_type`` and the other
+    metadata the manifest recorded. A registration of ``name`` is replaced.
+
+    Args:
+        name: dataset name (what ``dataloader.evaluator.dataset_name`` refers to).
+        manifests: manifest path(s) / directories / ``file://`` or ``pipe:`` URLs.
+        url_template: shard URL with ``{name}``; default: next to the manifest.
+
+    Returns:
+        The :class:`~.manifest.ShardSet`, with ``name`` set, for the loaders.
+    """
+    shards = ShardSet.from_manifests(manifests, url_template)
+    shards.name = name
+    if name in DatasetCatalog:
+        DatasetCatalog.remove(name)
+    if name in MetadataCatalog:
+        MetadataCatalog.remove(name)
+    DatasetCatalog.register(name, lambda: shard_dicts(shards))
+    meta = dict(shards.metadata)
+    if "thing_dataset_id_to_contiguous_id" in meta:
+        meta["thing_dataset_id_to_contiguous_id"] = {
+            int(k): v for k, v in meta["thing_dataset_id_to_contiguous_id"].items()}
+    meta[_CLASS_KEYS.get(shards.task, "classes")] = list(shards.classes)
+    MetadataCatalog.get(name).set(**meta)
+    return shards
+
+
+class StreamingLoader:
+    """Iterates a :class:`~.reader.ShardStream` through a torch DataLoader (in the main
+    process), aggregating the workers' corrupt-data counts and checking the budget.
+
+    Args:
+        stream: the dataset.
+        num_workers: DataLoader worker processes (0 = read in this process).
+        budget: allowed corrupt fraction of samples seen (this rank, all workers).
+        prefix: metric name prefix (``data/`` for training, ``data_test/`` for tests).
+    """
+
+    def __init__(self, stream: ShardStream, num_workers: int, budget: float, prefix: str):
+        self.stream, self.num_workers, self.prefix = stream, num_workers, prefix
+        what = "training stream" if stream.training else "evaluation stream"
+        self.counts = CorruptCounts(budget, f"{what} on rank {stream.rank}")
+        self.position = 0  # batches yielded, counting those skipped by resume_from
+        self._started = False
+
+    def resume_from(self, batches: int) -> None:
+        """Continue after the first ``batches`` batches this rank would have drawn.
+
+        Call before the first ``iter()``. Training streams only.
+        """
+        if not self.stream.training:
+            raise ValueError("resume_from is for training streams")
+        if self._started:
+            raise RuntimeError("resume_from must be called before iterating the loader")
+        if batches < 0:
+            raise ValueError(f"batches must be >= 0, got {batches}")
+        self.position = batches
+
+    def stats(self) -> dict[str, float]:
+        """Cumulative samples seen and corrupt counts of this rank (metric name -> value)."""
+        return self.counts.stats(self.prefix)
+
+    def __len__(self) -> int:
+        if self.stream.training:
+            raise TypeError("a training stream is infinite")
+        shards = [s for w in range(self.stream.workers)
+                  for s in self.stream.stream_shards(self.stream.rank, w)]
+        if any(s.samples is None for s in shards):
+            raise TypeError("the number of samples is unknown without a manifest")
+        return sum(s.samples for s in shards)
+
+    def _report(self, delta: dict) -> None:
+        self.counts.merge(delta)
+        try:
+            storage = get_event_storage()
+        except AssertionError:  # no EventStorage active (e.g. --eval-only)
+            storage = None
+        if storage is not None:
+            storage.put_scalars(**self.stats(), smoothing_hint=False)
+        self.counts.check()
+
+    def __iter__(self):
+        self._started = True
+        self.stream.start = self.position if self.stream.training else 0
+        loader = DataLoader(self.stream, batch_size=None, num_workers=self.num_workers,
+                            collate_fn=_identity, persistent_workers=False,
+                            generator=torch.Generator())  # leave the global RNG alone
+        for batch, delta in loader:
+            self._report(delta)
+            if batch is None:
+                continue
+            if self.stream.training:
+                self.position += 1
+                if not batch:  # every sample of the batch was undecodable (logged)
+                    logger.warning("skipping a batch whose samples were all undecodable; a "
+                                   "resume at a later position will be one batch off")
+                    continue
+            yield batch
+        if not self.stream.training:
+            stats = self.stats()
+            logger.info(f"evaluation stream on rank {self.stream.rank}: "
+                        f"{int(stats[self.prefix + 'samples_seen'])} samples read, "
+                        f"{int(stats[self.prefix + 'corrupt_samples'])} corrupt")
+
+
+def _rank_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    return (comm.get_rank() if rank is None else rank,
+            comm.get_world_size() if world_size is None else world_size)
+
+
+def build_stream_train_loader(dataset: ShardSet, mapper, total_batch_size: int, *,
+                              num_workers: int = 0, seed: int = 0, shuffle_buffer: int = 500,
+                              aspect_ratio_grouping: bool = True, filter_empty: bool = True,
+                              segment_batches: int = 1000, corrupt_budget: float = 0.001,
+                              rank: int | None = None,
+                              world_size: int | None = None) -> StreamingLoader:
+    """An infinite, resumable training stream (the streaming ``dataloader.train``).
+
+    Args:
+        dataset: a :class:`~.manifest.ShardSet` (e.g. from :func:`shard_dataset`).
+        mapper: the task's mapper, unchanged from the file-based config.
+        total_batch_size: images per iteration over all ranks.
+        num_workers: DataLoader workers per rank.
+        seed: stream seed (``${train.seed}``); None or negative picks a random seed shared
+            by all ranks (exact resume then needs that seed: set ``train.seed``).
+        shuffle_buffer, aspect_ratio_grouping, filter_empty, segment_batches: see
+            :class:`~.reader.ShardStream`.
+        corrupt_budget: allowed corrupt fraction of samples seen (default 0.1 %).
+        rank, world_size: default detectron2's ``comm`` values.
+    """
+    rank, world_size = _rank_world(rank, world_size)
+    if total_batch_size % world_size:
+        raise ValueError(f"total_batch_size {total_batch_size} is not divisible by the "
+                         f"world size {world_size}")
+    stream = ShardStream(dataset, mapper, training=True,
+                         batch_size=total_batch_size // world_size,
+                         seed=comm.shared_random_seed() if seed is None or seed < 0 else int(seed),
+                         rank=rank, world_size=world_size, num_workers=num_workers,
+                         shuffle_buffer=shuffle_buffer,
+                         aspect_ratio_grouping=aspect_ratio_grouping,
+                         filter_empty=filter_empty, segment_batches=segment_batches,
+                         budget=corrupt_budget)
+    return StreamingLoader(stream, num_workers, corrupt_budget, "data/")
+
+
+def build_stream_test_loader(dataset: ShardSet, mapper, *, num_workers: int = 0,
+                             corrupt_budget: float = 0.001, rank: int | None = None,
+                             world_size: int | None = None) -> StreamingLoader:
+    """One exactly-once pass over ``dataset``, split over ranks and workers; yields
+    ``[mapped]`` like detectron2's test loader and has ``len()`` (this rank's samples)."""
+    rank, world_size = _rank_world(rank, world_size)
+    stream = ShardStream(dataset, mapper, training=False, rank=rank, world_size=world_size,
+                         num_workers=num_workers, budget=corrupt_budget)
+    return StreamingLoader(stream, num_workers, corrupt_budget, "data_test/")

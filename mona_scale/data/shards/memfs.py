@@ -1,0 +1,83 @@
+"""``shard://`` paths: image and mask bytes held in memory, readable through detectron2's
+``PathManager``, so every existing mapper reads streamed samples unchanged.
+
+The reader serves a sample's members for the duration of its mapper call
+(:func:`serving`); a ``shard://<shard>/<key>.<ext>`` name also tells error messages which
+shard and sample a file came from. The handler is registered once per process (forked
+DataLoader workers inherit it).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import threading
+from collections.abc import Iterator, Mapping
+
+from detectron2.utils.file_io import PathManager
+from iopath.common.file_io import PathHandler
+
+__all__ = ["PREFIX", "shard_path", "serving", "register_handler"]
+
+PREFIX = "shard://"
+_FILES: dict[str, bytes] = {}
+_LOCK = threading.Lock()
+_registered = False
+
+
+def shard_path(shard: str, member: str) -> str:
+    """The in-memory path of ``member`` (``<key>.<ext>``) of shard ``shard``."""
+    return f"{PREFIX}{shard}/{member}"
+
+
+class ShardPathHandler(PathHandler):
+    """Read-only handler for ``shard://`` paths served by :func:`serving`."""
+
+    def _get_supported_prefixes(self) -> list[str]:
+        return [PREFIX]
+
+    def _bytes(self, path: str) -> bytes:
+        try:
+            return _FILES[path]
+        except KeyError:
+            raise FileNotFoundError(f"{path} is not being served (shard:// files exist only "
+                                    f"while their sample is mapped)") from None
+
+    def _open(self, path: str, mode: str = "r", buffering: int = -1, **kwargs):
+        if any(c in mode for c in "wax+"):
+            raise OSError(f"{path}: shard:// files are read-only")
+        data = io.BytesIO(self._bytes(path))
+        return data if "b" in mode else io.TextIOWrapper(data, encoding="utf-8")
+
+    def _exists(self, path: str, **kwargs) -> bool:
+        return path in _FILES
+
+    def _isfile(self, path: str, **kwargs) -> bool:
+        return path in _FILES
+
+    def _isdir(self, path: str, **kwargs) -> bool:
+        return False
+
+    def _get_local_path(self, path: str, **kwargs) -> str:
+        raise OSError(f"{path}: shard:// files have no local path; open them instead")
+
+
+def register_handler() -> None:
+    """Register the ``shard://`` handler with detectron2's ``PathManager`` (idempotent)."""
+    global _registered
+    with _LOCK:
+        if not _registered:
+            if PREFIX not in PathManager._path_handlers:
+                PathManager.register_handler(ShardPathHandler())
+            _registered = True
+
+
+@contextlib.contextmanager
+def serving(files: Mapping[str, bytes]) -> Iterator[None]:
+    """Make ``files`` (``shard://`` path -> bytes) readable until the block ends."""
+    register_handler()
+    _FILES.update(files)
+    try:
+        yield
+    finally:
+        for path in files:
+            _FILES.pop(path, None)

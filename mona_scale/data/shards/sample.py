@@ -1,0 +1,206 @@
+"""One sample in a shard: detectron2 dataset dict <-> tar members, and validation.
+
+Members of sample ``<key>``:
+
+* ``<key>.json``: the dataset dict without its file paths (boxes, category ids already
+  mapped to contiguous ids, polygons or RLE, ``height``/``width``, ``image_id``, ``label``,
+  ...), plus private fields: ``_image`` (the image member's extension), ``_source`` (the
+  image's path in the source layout) and ``_sem_seg`` (``seg.png`` when there is a mask).
+* ``<key>.<ext>``: the original image bytes (not re-encoded), ``ext`` from its file name.
+* ``<key>.seg.png``: the semantic-segmentation mask (original bytes), if any.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass
+
+from detectron2.structures import BoxMode
+from PIL import Image
+
+from .memfs import shard_path
+
+__all__ = ["RawSample", "encode_sample", "decode_sample", "validate_record",
+           "check_image", "InvalidSample"]
+
+SEM_SEG_EXT = "seg.png"
+_PRIVATE = ("_image", "_source", "_sem_seg", "_size")
+
+
+class InvalidSample(ValueError):
+    """A sample whose members or annotations fail validation."""
+
+
+@dataclass
+class RawSample:
+    """A sample as read from a shard: its record (the dataset dict without file paths)
+    and member bytes, before any image is decoded."""
+
+    shard: str
+    key: str
+    record: dict
+    files: dict[str, bytes]
+
+    @property
+    def source(self) -> str:
+        return self.record.get("_source", "?")
+
+    def size(self) -> tuple[int, int] | None:
+        """``(height, width)`` from the record, without decoding the image."""
+        if "height" in self.record and "width" in self.record:
+            return self.record["height"], self.record["width"]
+        size = self.record.get("_size")
+        return tuple(size) if size else None
+
+    def dataset_dict(self) -> tuple[dict, dict[str, bytes]]:
+        """The detectron2 dataset dict (``file_name`` etc. as ``shard://`` paths) and the
+        ``shard://`` path -> bytes map that must be served while it is read."""
+        record = {k: v for k, v in self.record.items() if k not in _PRIVATE}
+        served = {}
+        image = shard_path(self.shard, f"{self.key}.{self.record['_image']}")
+        record["file_name"], served[image] = image, self.files[self.record["_image"]]
+        if self.record.get("_sem_seg"):
+            mask = shard_path(self.shard, f"{self.key}.{SEM_SEG_EXT}")
+            record["sem_seg_file_name"], served[mask] = mask, self.files[SEM_SEG_EXT]
+        for ann in record.get("annotations", ()):
+            if "bbox_mode" in ann:
+                ann["bbox_mode"] = BoxMode(ann["bbox_mode"])
+        return record, served
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("ascii")  # RLE counts
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return value.item()
+    if isinstance(value, BoxMode):
+        return int(value)
+    return value
+
+
+def encode_sample(record: dict, image: bytes, image_ext: str, source: str,
+                  sem_seg: bytes | None = None, size: tuple[int, int] | None = None
+                  ) -> dict[str, bytes]:
+    """Tar members of one sample.
+
+    Args:
+        record: the dataset dict; ``file_name`` / ``sem_seg_file_name`` are dropped.
+        image: the image file's bytes.
+        image_ext: the image member's extension (``jpg``, ``png``, ...).
+        source: the image's path in the source layout (for error messages).
+        sem_seg: the mask PNG's bytes, if any.
+        size: ``(height, width)`` to keep when the record has no ``height``/``width``.
+    """
+    meta = {k: v for k, v in record.items() if k not in ("file_name", "sem_seg_file_name")}
+    meta.update(_image=image_ext, _source=source)
+    if sem_seg is not None:
+        meta["_sem_seg"] = SEM_SEG_EXT
+    if size is not None and not ("height" in record and "width" in record):
+        meta["_size"] = list(size)
+    members = {"json": json.dumps(_jsonable(meta), sort_keys=True).encode(), image_ext: image}
+    if sem_seg is not None:
+        members[SEM_SEG_EXT] = sem_seg
+    return members
+
+
+def decode_sample(shard: str, key: str, files: dict[str, bytes],
+                  num_classes: int | None) -> RawSample:
+    """Parse and validate a sample read from a shard (images are not decoded).
+
+    Raises:
+        InvalidSample: missing members, bad JSON, or annotations failing
+            :func:`validate_record`.
+    """
+    if "json" not in files:
+        raise InvalidSample(f"no {key}.json member (members: {sorted(files)})")
+    try:
+        record = json.loads(files["json"])
+    except ValueError as e:
+        raise InvalidSample(f"{key}.json is not valid JSON: {e}") from e
+    if not isinstance(record, dict) or record.get("_image") not in files:
+        raise InvalidSample(f"{key}.json names no image member present in the sample "
+                            f"(members: {sorted(files)})")
+    if record.get("_sem_seg") and SEM_SEG_EXT not in files:
+        raise InvalidSample(f"{key}.{SEM_SEG_EXT} is missing")
+    validate_record(record, num_classes)
+    return RawSample(shard, key, record, files)
+
+
+def _finite(values, count: int | None = None) -> bool:
+    return (isinstance(values, (list, tuple)) and (count is None or len(values) == count)
+            and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values))
+
+
+def _check_annotation(ann: dict, height, width, num_classes: int | None) -> None:
+    if not isinstance(ann, dict):
+        raise InvalidSample(f"annotation is not a dict: {ann!r}")
+    category = ann.get("category_id")
+    if not isinstance(category, int) or category < 0 or (
+            num_classes is not None and category >= num_classes):
+        raise InvalidSample(f"category_id {category!r} outside [0, {num_classes})")
+    bbox = ann.get("bbox")
+    if not _finite(bbox, 4):
+        raise InvalidSample(f"bbox {bbox!r} is not 4 finite numbers")
+    mode = BoxMode(ann.get("bbox_mode", BoxMode.XYWH_ABS))
+    x0, y0, x1, y1 = BoxMode.convert(list(bbox), mode, BoxMode.XYXY_ABS)
+    if x1 < x0 or y1 < y0:
+        raise InvalidSample(f"bbox {bbox!r} has negative size")
+    if height and width and (x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height):
+        raise InvalidSample(f"bbox {bbox!r} lies outside the {width}x{height} image")
+    segm = ann.get("segmentation")
+    if isinstance(segm, list):
+        if not segm or not all(_finite(p) and len(p) >= 6 and len(p) % 2 == 0 for p in segm):
+            raise InvalidSample("segmentation polygons need >= 3 finite (x, y) points each")
+    elif isinstance(segm, dict):
+        if height and list(segm.get("size", ())) != [height, width]:
+            raise InvalidSample(f"RLE size {segm.get('size')} != image size "
+                                f"{[height, width]}")
+        if "counts" not in segm:
+            raise InvalidSample("RLE without counts")
+    elif segm is not None:
+        raise InvalidSample(f"segmentation of type {type(segm).__name__}")
+
+
+def validate_record(record: dict, num_classes: int | None) -> None:
+    """Check a sample's annotations (sizes, boxes, category ids, polygons/RLE, labels).
+
+    Raises:
+        InvalidSample: naming the first problem found.
+    """
+    height, width = record.get("height"), record.get("width")
+    for name, value in (("height", height), ("width", width)):
+        if value is not None and (not isinstance(value, int) or value <= 0):
+            raise InvalidSample(f"{name} {value!r} is not a positive integer")
+    for ann in record.get("annotations", ()) or ():
+        _check_annotation(ann, height, width, num_classes)
+    if "annotations" in record and not isinstance(record["annotations"], list):
+        raise InvalidSample("annotations is not a list")
+    if "label" in record:
+        label = record["label"]
+        if not isinstance(label, int) or label < 0 or (
+                num_classes is not None and label >= num_classes):
+            raise InvalidSample(f"label {label!r} outside [0, {num_classes})")
+
+
+def check_image(data: bytes, size: tuple[int, int] | None = None,
+                what: str = "image") -> tuple[int, int]:
+    """Decode ``data`` fully; return its ``(height, width)``.
+
+    Raises:
+        InvalidSample: undecodable, or its size differs from ``size`` (height, width).
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            decoded = (image.height, image.width)
+    except Exception as e:  # PIL raises many types for broken files
+        raise InvalidSample(f"{what} cannot be decoded: {type(e).__name__}: {e}") from e
+    if size is not None and tuple(size) != decoded:
+        raise InvalidSample(f"{what} is {decoded[1]}x{decoded[0]} but the annotations say "
+                            f"{size[1]}x{size[0]}")
+    return decoded

@@ -1,0 +1,183 @@
+"""Source layouts -> detectron2 dataset dicts, for the shard writer.
+
+Each source is a :class:`Source`: a name, a task (``instances``, ``sem_seg`` or
+``classification``), class names, metadata for evaluation, a description of where it came
+from, and its dataset dicts with absolute ``file_name`` (and ``sem_seg_file_name``).
+Detection dicts are exactly what detectron2's loaders return (``load_coco_json``,
+``load_voc_instances``, ``load_sem_seg``), so shards hold what the file-based loader sees.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from PIL import Image
+
+__all__ = ["Source", "SOURCES", "coco_source", "voc_source", "ade20k_source",
+           "imagefolder_source", "splitfile_source", "catalog_source", "infer_task"]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+@dataclass
+class Source:
+    """Dataset dicts to write, and what the reader and evaluator need to know about them."""
+
+    name: str
+    task: str
+    classes: list[str]
+    dicts: list[dict]
+    description: dict
+    metadata: dict = field(default_factory=dict)
+    root: str = ""  # file names are reported relative to this
+
+    def relative(self, path: str) -> str:
+        return os.path.relpath(path, self.root) if self.root else path
+
+
+def _image_size(path: str) -> tuple[int, int]:
+    with Image.open(path) as image:  # reads the header only
+        return image.height, image.width
+
+
+def infer_task(dicts: list[dict]) -> str:
+    """``instances``, ``sem_seg`` or ``classification`` from the keys of the first dict."""
+    first = dicts[0] if dicts else {}
+    if "sem_seg_file_name" in first:
+        return "sem_seg"
+    if "label" in first:
+        return "classification"
+    return "instances"
+
+
+def coco_source(json_file: str, image_root: str, name: str | None = None) -> Source:
+    """COCO-format instances (JSON + image directory), loaded by detectron2's
+    ``load_coco_json``: category ids mapped to contiguous ids, the mapping kept in the
+    manifest (``thing_dataset_id_to_contiguous_id``) for COCO evaluation."""
+    from detectron2.data.datasets import load_coco_json
+    temp = f"_mona_shards_{uuid.uuid4().hex}"  # load_coco_json stores the mapping here
+    try:
+        dicts = load_coco_json(json_file, image_root, temp)
+        meta = MetadataCatalog.get(temp)
+        classes = list(meta.thing_classes)
+        mapping = {str(k): v for k, v in meta.thing_dataset_id_to_contiguous_id.items()}
+    finally:
+        MetadataCatalog.remove(temp)
+    return Source(name or os.path.splitext(os.path.basename(json_file))[0], "instances",
+                  classes, dicts, {"type": "coco", "json_file": os.path.abspath(json_file),
+                                   "image_root": os.path.abspath(image_root)},
+                  {"thing_dataset_id_to_contiguous_id": mapping, "evaluator_type": "coco"},
+                  os.path.abspath(image_root))
+
+
+def voc_source(dirname: str, split: str, name: str | None = None,
+               classes: list[str] | None = None) -> Source:
+    """Pascal VOC (``VOC2007``/``VOC2012`` directory, ``split`` from ImageSets/Main),
+    loaded by detectron2's ``load_voc_instances``."""
+    from detectron2.data.datasets.pascal_voc import CLASS_NAMES, load_voc_instances
+    classes = list(classes or CLASS_NAMES)
+    dirname = os.path.abspath(dirname)
+    year = 2012 if "2012" in os.path.basename(dirname) else 2007
+    dicts = load_voc_instances(dirname, split, classes)
+    return Source(name or f"{os.path.basename(dirname).lower()}_{split}", "instances", classes,
+                  dicts, {"type": "voc", "dirname": dirname, "split": split},
+                  {"dirname": dirname, "split": split, "year": year,
+                   "evaluator_type": "pascal_voc"}, dirname)
+
+
+def ade20k_source(root: str, split: str = "training", name: str | None = None) -> Source:
+    """ADE20K scene parsing in detectron2's layout: ``<root>/images/<split>/*.jpg`` and
+    ``<root>/annotations_detectron2/<split>/*.png`` (``root`` is ``ADEChallengeData2016``;
+    ``split`` is ``training`` or ``validation``), loaded by detectron2's ``load_sem_seg``."""
+    from detectron2.data.datasets import load_sem_seg
+    from detectron2.data.datasets.builtin_meta import ADE20K_SEM_SEG_CATEGORIES
+    root = os.path.abspath(root)
+    image_dir = os.path.join(root, "images", split)
+    gt_dir = os.path.join(root, "annotations_detectron2", split)
+    for path in (image_dir, gt_dir):
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"{path} does not exist; expected detectron2's ADE20K "
+                                    f"layout <root>/images/{split}/*.jpg and "
+                                    f"<root>/annotations_detectron2/{split}/*.png")
+    dicts = load_sem_seg(gt_dir, image_dir, gt_ext="png", image_ext="jpg")
+    return Source(name or f"ade20k_{split}", "sem_seg", list(ADE20K_SEM_SEG_CATEGORIES), dicts,
+                  {"type": "ade20k", "root": root, "split": split},
+                  {"ignore_label": 255, "evaluator_type": "sem_seg"}, root)
+
+
+def _classification(name: str, classes: list[str], items: list[tuple[str, int]],
+                    description: dict, root: str) -> Source:
+    dicts = []
+    for image_id, (path, label) in enumerate(items):
+        height, width = _image_size(path)
+        dicts.append({"file_name": path, "image_id": image_id, "height": height,
+                      "width": width, "label": label})
+    return Source(name, "classification", classes, dicts, description,
+                  {"evaluator_type": "classification"}, root)
+
+
+def imagefolder_source(root: str, name: str | None = None) -> Source:
+    """An ImageFolder tree ``<root>/<class>/<image>``: classes are the sorted directory
+    names, labels their indices, images in sorted order."""
+    root = os.path.abspath(root)
+    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    if not classes:
+        raise FileNotFoundError(f"{root} has no class directories (<root>/<class>/<image>)")
+    items = [(os.path.join(root, c, f), label) for label, c in enumerate(classes)
+             for f in sorted(os.listdir(os.path.join(root, c)))
+             if f.lower().endswith(IMAGE_EXTENSIONS)]
+    return _classification(name or os.path.basename(root), classes, items,
+                           {"type": "imagefolder", "root": root}, root)
+
+
+def splitfile_source(split_file: str, root: str | None = None,
+                     classes: list[str] | None = None, name: str | None = None) -> Source:
+    """A split file of ``<image path relative to root> <label index>`` lines (Flowers102,
+    Pets, the synthetic classification set). ``root`` defaults to the file's directory;
+    ``classes`` defaults to the label numbers as names."""
+    root = os.path.abspath(root or os.path.dirname(split_file))
+    items = []
+    with open(split_file) as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+                raise ValueError(f"{split_file}:{number}: expected '<path> <label>', got "
+                                 f"{line.strip()!r}")
+            items.append((os.path.join(root, parts[0]), int(parts[1])))
+    if classes is None:
+        classes = [str(i) for i in range(max(label for _, label in items) + 1)]
+    return _classification(name or os.path.splitext(os.path.basename(split_file))[0],
+                           list(classes), items, {"type": "splitfile",
+                                                  "split_file": os.path.abspath(split_file),
+                                                  "root": root}, root)
+
+
+def catalog_source(dataset: str) -> Source:
+    """A dataset registered in detectron2's ``DatasetCatalog`` (e.g. the synthetic sets).
+
+    Classes come from the metadata's ``thing_classes``, ``stuff_classes`` or ``classes``.
+    """
+    dicts = DatasetCatalog.get(dataset)
+    meta = MetadataCatalog.get(dataset)
+    task = infer_task(dicts)
+    classes = list(meta.get("thing_classes", None) or meta.get("stuff_classes", None)
+                   or meta.get("classes", None) or [])
+    metadata = {"evaluator_type": meta.get("evaluator_type", "")}
+    if meta.get("thing_dataset_id_to_contiguous_id", None):
+        metadata["thing_dataset_id_to_contiguous_id"] = {
+            str(k): v for k, v in meta.thing_dataset_id_to_contiguous_id.items()}
+    for key in ("ignore_label", "dirname", "split", "year"):
+        if meta.get(key, None) is not None:
+            metadata[key] = meta.get(key)
+    root = meta.get("image_root", None) or ""
+    return Source(dataset, task, classes, dicts, {"type": "catalog", "dataset": dataset},
+                  metadata, root)
+
+
+SOURCES = {"coco": coco_source, "voc": voc_source, "ade20k": ade20k_source,
+           "imagefolder": imagefolder_source, "splitfile": splitfile_source,
+           "catalog": catalog_source}
