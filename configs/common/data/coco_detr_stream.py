@@ -1,0 +1,17 @@
+# COCO 2017 streamed from webdataset shards, with coco_detr.py's augmentation and
+# evaluation (COCOEvaluator reads the annotations from the shards). Write them once:
+#   mona-shards coco --json datasets/coco/annotations/instances_train2017.json \
+#       --images datasets/coco/train2017 --out datasets/shards/coco_train2017
+#   mona-shards coco --json datasets/coco/annotations/instances_val2017.json \
+#       --images datasets/coco/val2017 --out datasets/shards/coco_val2017 --shard-size 250
+# From object storage: dataloader.train.dataset.manifests='pipe:aws s3 cp
+#   s3://bucket/coco_train2017/manifest.json -' and dataloader.train.dataset.url_template=
+#   'pipe:aws s3 cp s3://bucket/coco_train2017/{name} -'
+from .coco_detr import dataloader
+from .stream import shards, stream_test, stream_train
+
+dataloader.train = stream_train(dataloader.train,
+                                shards("coco_2017_train_stream", "datasets/shards/coco_train2017"))
+dataloader.test = stream_test(dataloader.test,
+                              shards("coco_2017_val_stream", "datasets/shards/coco_val2017"))
+dataloader.evaluator.dataset_name = "coco_2017_val_stream"
