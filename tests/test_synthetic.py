@@ -138,7 +138,7 @@ def test_classification_split_file(tmp_path):
 
 def test_registration_is_lazy_and_loads_coco_dicts(tmp_path, clean_catalogs):
     names = register_synthetic_datasets(root=str(tmp_path), sizes=SMALL)
-    assert names == list(SMALL)
+    assert names == [*SMALL, "shapes_sem_train", "shapes_sem_val"]
     assert not (tmp_path / "shapes_instances").exists()  # nothing generated yet
     dicts = DatasetCatalog.get("shapes_instances_train")
     assert len(dicts) == 6

@@ -1,6 +1,6 @@
 """Deterministic synthetic datasets of coloured shapes, generated on first use.
 
-Two tasks, small enough to learn for real on a CPU within minutes:
+Three tasks, small enough to learn for real on a CPU within minutes:
 
 * ``shapes_instances``: coloured circles, squares and triangles (1 to 4 per image, possibly
   overlapping) on a textured background, with exact visible-pixel masks, written as PNG
@@ -9,13 +9,17 @@ Two tasks, small enough to learn for real on a CPU within minutes:
   ``<root>/shapes_cls/<split>/<class>/<index>.png`` plus a split file
   ``<root>/shapes_cls/<split>.txt`` whose lines are ``<path relative to
   <root>/shapes_cls> <label index>``.
+* ``shapes_sem``: the instance images' kind of scene as semantic segmentation, written as
+  ``<root>/shapes_sem/<split>/{images,labels}/<index>.png``; label maps hold 0 (background)
+  or 1 + the shape class, and 255 (ignored) on the pixels either side of every shape edge.
 
 Every image is drawn from a generator seeded by ``(seed, split, index)``, so the same
 arguments give byte-identical files. A generator signature (version and all parameters) is
 stored with the output; a later call with the same signature returns at once, a different
 one regenerates. The file that marks a split as complete (the COCO JSON, or the signature
-file of a classification split) is written last and atomically, and generation holds a file
-lock, so several processes (e.g. one per rank) can call the generators concurrently.
+file of a classification or semantic split) is written last and atomically, and generation
+holds a file lock, so several processes (e.g. one per rank) can call the generators
+concurrently.
 """
 from __future__ import annotations
 
@@ -41,10 +45,13 @@ try:
 except ImportError:  # pragma: no cover - non-POSIX: no inter-process lock
     fcntl = None
 
-__all__ = ["SHAPE_CLASSES", "default_root", "make_shapes_instances",
-           "make_shapes_classification", "register_synthetic_datasets"]
+__all__ = ["SHAPE_CLASSES", "SEM_SEG_CLASSES", "SEM_SEG_IGNORE", "default_root",
+           "make_shapes_instances", "make_shapes_classification", "make_shapes_semantic",
+           "register_synthetic_datasets"]
 
 SHAPE_CLASSES = ("circle", "square", "triangle")
+SEM_SEG_CLASSES = ("background", *SHAPE_CLASSES)
+SEM_SEG_IGNORE = 255  # label of the edge band (detectron2's ignore_label)
 GENERATOR_VERSION = 2
 MIN_VISIBLE_AREA = 30  # pixels; instances occluded below this are dropped
 _COLOUR_DISTANCE = 120.0  # minimum RGB distance between a shape and what it covers
@@ -56,6 +63,8 @@ _DATASETS = {
     "shapes_instances_val": ("instances", "val", 80, 1),
     "shapes_cls_train": ("classification", "train", 600, 0),
     "shapes_cls_val": ("classification", "val", 150, 1),
+    "shapes_sem_train": ("semantic", "train", 400, 0),
+    "shapes_sem_val": ("semantic", "val", 80, 1),
 }
 
 
@@ -343,6 +352,81 @@ def _classification_dicts(root: str, split: str, num_images: int, seed: int,
     return dicts
 
 
+# --------------------------------------------------------------------------- semantic
+def _edge_band(mask: np.ndarray) -> np.ndarray:
+    """Pixels of ``mask`` with a 4-neighbour outside it, and outside pixels next to it."""
+    padded = np.pad(mask, 1, mode="edge")
+    neighbours = [padded[1:-1, :-2], padded[1:-1, 2:], padded[:-2, 1:-1], padded[2:, 1:-1]]
+    differs = np.zeros_like(mask)
+    for n in neighbours:
+        differs |= n != mask
+    return differs
+
+
+def _semantic_label(size: int, instances: list[tuple[int, np.ndarray]]) -> np.ndarray:
+    """The label map of an instances image: 1 + class on visible pixels, 0 elsewhere,
+    :data:`SEM_SEG_IGNORE` on the edge band of every shape."""
+    label = np.zeros((size, size), np.uint8)
+    band = np.zeros((size, size), bool)
+    for kind, mask in instances:
+        label[mask] = kind + 1
+        band |= _edge_band(mask)
+    label[band] = SEM_SEG_IGNORE
+    return label
+
+
+def make_shapes_semantic(root: str, split: str, num_images: int, image_size: int = 128,
+                         seed: int = 0) -> str:
+    """Generate (once) the ``shapes_sem`` split and return its directory.
+
+    Scenes are drawn like ``shapes_instances`` (from a different per-image seed), so one to
+    four shapes of :data:`SHAPE_CLASSES` may overlap on a textured background.
+
+    Args:
+        root: dataset root; files go to ``<root>/shapes_sem/<split>/images/<index>.png``
+            (RGB) and ``.../labels/<index>.png`` (8-bit label maps, classes
+            :data:`SEM_SEG_CLASSES`, 255 ignored); the generator signature, written last,
+            to ``<root>/shapes_sem/<split>.signature.json``.
+        split: split name, part of the per-image seed.
+        num_images: number of images.
+        image_size: side of the square images in pixels.
+        seed: base seed.
+
+    Returns:
+        The split directory ``<root>/shapes_sem/<split>``. An existing split made with the
+        same arguments is returned without touching any file.
+    """
+    base = Path(root) / "shapes_sem"
+    split_dir, signature_path = base / split, base / f"{split}.signature.json"
+    signature = _signature("shapes_sem", split=split, num_images=num_images,
+                           image_size=image_size, seed=seed)
+
+    def generate() -> None:
+        _clear(signature_path, split_dir)
+        for sub in ("images", "labels"):
+            (split_dir / sub).mkdir(parents=True)
+        for index in _progress(num_images, f"shapes_sem/{split}"):
+            pixels, instances = _instances_image(_rng(seed, f"sem_{split}", index), image_size)
+            Image.fromarray(pixels).save(split_dir / "images" / f"{index:06d}.png")
+            Image.fromarray(_semantic_label(image_size, instances)).save(
+                split_dir / "labels" / f"{index:06d}.png")
+        _write_atomic(signature_path, json.dumps(signature))
+
+    _generate_once(base / f".{split}.lock", lambda: _read_json(signature_path), signature,
+                   generate)
+    return str(split_dir)
+
+
+def _semantic_dicts(root: str, split: str, num_images: int, seed: int,
+                    image_size: int = 128) -> list[dict]:
+    """Generate the split if needed and return its detectron2 semantic-segmentation dicts."""
+    split_dir = Path(make_shapes_semantic(root, split, num_images, image_size, seed))
+    return [{"file_name": str(split_dir / "images" / f"{i:06d}.png"),
+             "sem_seg_file_name": str(split_dir / "labels" / f"{i:06d}.png"),
+             "image_id": i, "height": image_size, "width": image_size}
+            for i in range(num_images)]
+
+
 # --------------------------------------------------------------------------- registration
 def _instances_dicts(root: str, split: str, num_images: int, seed: int,
                      name: str) -> list[dict]:
@@ -356,7 +440,8 @@ def register_synthetic_datasets(root: str | None = None,
     """Register the synthetic datasets in detectron2's catalogs (lazily generated).
 
     Registers ``shapes_instances_train`` (400 images, seed 0), ``shapes_instances_val``
-    (80, seed 1), ``shapes_cls_train`` (600, seed 0) and ``shapes_cls_val`` (150, seed 1).
+    (80, seed 1), ``shapes_cls_train`` (600, seed 0), ``shapes_cls_val`` (150, seed 1),
+    ``shapes_sem_train`` (400, seed 0) and ``shapes_sem_val`` (80, seed 1).
     Files are generated on the first ``DatasetCatalog.get``, not here. Calling again
     replaces earlier registrations (and their metadata) of these names.
 
@@ -381,7 +466,7 @@ def register_synthetic_dataset(name: str, root: str | None = None,
     """Register one synthetic dataset (replacing an earlier registration of ``name``).
 
     Args:
-        name: one of ``shapes_instances_{train,val}``, ``shapes_cls_{train,val}``.
+        name: one of ``shapes_{instances,cls,sem}_{train,val}``.
         root: dataset root; default :func:`default_root`.
         num_images: images in the set; default the set's standard size.
     """
@@ -393,8 +478,7 @@ def register_synthetic_dataset(name: str, root: str | None = None,
         DatasetCatalog.remove(name)
     if name in MetadataCatalog:
         MetadataCatalog.remove(name)
-    register = _register_instances if task == "instances" else _register_classification
-    register(name, root, split, num_images or default_size, seed)
+    _REGISTER[task](name, root, split, num_images or default_size, seed)
 
 
 def synthetic_dataset_dicts(name: str, root: str | None = None,
@@ -425,3 +509,18 @@ def _register_classification(name: str, root: str, split: str, num_images: int,
     MetadataCatalog.get(name).set(
         split_file=os.path.join(base, f"{split}.txt"), image_root=base,
         evaluator_type="classification", classes=list(SHAPE_CLASSES), generated=True)
+
+
+def _register_semantic(name: str, root: str, split: str, num_images: int, seed: int) -> None:
+    DatasetCatalog.register(
+        name, functools.partial(_semantic_dicts, root, split, num_images, seed))
+    base = os.path.join(root, "shapes_sem", split)
+    MetadataCatalog.get(name).set(
+        image_root=os.path.join(base, "images"), sem_seg_root=os.path.join(base, "labels"),
+        evaluator_type="sem_seg", stuff_classes=list(SEM_SEG_CLASSES),
+        ignore_label=SEM_SEG_IGNORE, generated=True)
+
+
+# task -> registration function
+_REGISTER = {"instances": _register_instances, "classification": _register_classification,
+             "semantic": _register_semantic}

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from detectron2.structures import ImageList
 from torch import nn
+
+from .preprocess import normalize_images
 
 __all__ = ["ImageClassifier"]
 
@@ -46,9 +47,7 @@ class ImageClassifier(nn.Module):
 
     def logits(self, batched_inputs: list[dict]) -> torch.Tensor:
         """(N, num_classes) logits for a batch of input dicts."""
-        images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std
-                  for x in batched_inputs]
-        images = ImageList.from_tensors(images, 0).tensor
+        images = normalize_images(batched_inputs, self.pixel_mean, self.pixel_std).tensor
         features = self.backbone(images)[self.in_feature]
         return self.head(self.dropout(features.mean(dim=(2, 3))))
 

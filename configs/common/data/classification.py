@@ -1,0 +1,37 @@
+# Image classification loaders with the paper's transforms (MONA.md section 6; mmcls' Swin
+# pipeline): train RandomResizedCrop 224 (bicubic) + horizontal flip; test resize the short
+# side to 256 (bicubic) and centre-crop 224. Dataset nodes are set by the per-dataset files
+# (flowers102.py, oxford_pets.py, voc07_cls.py).
+from mona_scale.data.classification import ClassificationMapper
+from mona_scale.data.cls_transforms import CenterCrop, RandomResizedCrop
+from mona_scale.evaluation import ClassificationEvaluator
+
+import detectron2.data.transforms as T
+from detectron2.config import LazyCall as L
+from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from omegaconf import OmegaConf
+from PIL import Image
+
+dataloader = OmegaConf.create()
+dataloader.train = L(build_detection_train_loader)(
+    dataset=None,
+    mapper=L(ClassificationMapper)(
+        is_train=True,
+        augmentations=[L(RandomResizedCrop)(size=224), L(T.RandomFlip)(horizontal=True)],
+    ),
+    total_batch_size=16,
+    num_workers=4,
+)
+dataloader.test = L(build_detection_test_loader)(
+    dataset=None,
+    mapper=L(ClassificationMapper)(
+        is_train=False,
+        augmentations=[
+            L(T.ResizeShortestEdge)(short_edge_length=256, max_size=100000,
+                                    interp=Image.BICUBIC),
+            L(CenterCrop)(size=224),
+        ],
+    ),
+    num_workers=4,
+)
+dataloader.evaluator = L(ClassificationEvaluator)(dataset_name="", topk=(1, 5))

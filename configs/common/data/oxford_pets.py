@@ -1,0 +1,22 @@
+# Oxford-IIIT Pets read from its own annotation files (lines "<image name> <class 1..37>
+# <species> <breed id>"; 37 classes):
+#   datasets/oxford_pets/images/Abyssinian_1.jpg ...
+#   datasets/oxford_pets/annotations/{trainval,test}.txt   (3,680 / 3,669 images)
+from mona_scale.data.cls_readers import split_file_dicts
+
+from detectron2.config import LazyCall as L
+
+from .classification import dataloader
+
+NUM_CLASSES = 37
+TRAIN_IMAGES = 3680
+
+dataloader.train.dataset = L(split_file_dicts)(
+    split_file="oxford_pets/annotations/trainval.txt", image_root="oxford_pets",
+    num_classes=NUM_CLASSES, path_format="images/{}.jpg", label_offset=-1,
+    ignore_extra_columns=True)
+dataloader.test.dataset = L(split_file_dicts)(
+    split_file="oxford_pets/annotations/test.txt", image_root="oxford_pets",
+    num_classes=NUM_CLASSES, path_format="images/{}.jpg", label_offset=-1,
+    ignore_extra_columns=True)
+dataloader.evaluator.dataset_name = "oxford_pets_test"

@@ -1,0 +1,42 @@
+"""Semantic-segmentation augmentation detectron2 lacks: mmseg's ratio-range resize.
+
+The paper's ADE20K recipe (mmseg ``Resize(img_scale=(2048, 512), ratio_range=(0.5, 2.0),
+keep_ratio=True)``) draws a ratio r and rescales the image, keeping its aspect ratio, to
+the largest size whose long side is at most 2048 r and short side at most 512 r. Unlike
+detectron2's ``ResizeScale`` this does not depend on the image's orientation. The crop,
+flip and photometric distortion of the recipe are detectron2's
+(``RandomCrop_CategoryAreaConstraint``, ``RandomFlip``, PointRend's
+``ColorAugSSDTransform``).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from detectron2.data import transforms as T
+from PIL import Image
+
+__all__ = ["ResizeRatioRange"]
+
+
+class ResizeRatioRange(T.Augmentation):
+    """Keep-ratio resize into ``scale`` times a random ratio (mmseg's ``ratio_range``).
+
+    Args:
+        scale: (long, short) edge limits at ratio 1, e.g. ``(2048, 512)``.
+        ratio_range: (low, high) of the uniformly drawn ratio.
+        interp: PIL interpolation of the image (label maps use nearest).
+    """
+
+    def __init__(self, scale: Sequence[int] = (2048, 512),
+                 ratio_range: Sequence[float] = (0.5, 2.0), interp: int = Image.BILINEAR):
+        super().__init__()
+        self.long_edge, self.short_edge = max(scale), min(scale)
+        self.ratio_range, self.interp = tuple(ratio_range), interp
+
+    def get_transform(self, image: np.ndarray) -> T.Transform:
+        h, w = image.shape[:2]
+        ratio = np.random.uniform(*self.ratio_range)
+        factor = min(self.long_edge * ratio / max(h, w), self.short_edge * ratio / min(h, w))
+        return T.ResizeTransform(h, w, int(h * factor + 0.5), int(w * factor + 0.5),
+                                 self.interp)
