@@ -1,11 +1,15 @@
 """Training and evaluation from webdataset shards through projects/train_net.py (detection
-and classification quickstarts), and exactly-once evaluation over two real torchrun ranks."""
+and classification quickstarts; evaluation equal to the file-based one; a mid-stream
+resume), and exactly-once evaluation over two real torchrun ranks x two workers."""
 import json
+import math
 import os
 import subprocess
 import sys
 import textwrap
 
+from mona_scale.engine.config import load_config
+from mona_scale.engine.defaults import build_model, do_test, load_init_checkpoint
 from mona_scale.launch import find_free_port
 
 import torch
@@ -13,8 +17,9 @@ from test_train_net import ROOT, copypaste, read_metrics, train_net
 
 DETECTION = os.path.join(ROOT, "configs/quickstart/shapes_cascade_mona_stream.py")
 DETECTION_FILES = os.path.join(ROOT, "configs/quickstart/shapes_cascade_mona.py")
+SEMSEG = os.path.join(ROOT, "configs/quickstart/shapes_upernet_mona_stream.py")
+SEMSEG_FILES = os.path.join(ROOT, "configs/quickstart/shapes_upernet_mona.py")
 CLASSIFICATION = os.path.join(ROOT, "configs/quickstart/shapes_cls_mona_stream.py")
-CLASSIFICATION_FILES = os.path.join(ROOT, "configs/quickstart/shapes_cls_mona.py")
 COMMON = ["dataloader.train.total_batch_size=2", "dataloader.train.num_workers=0",
           "dataloader.test.num_workers=0", "train.log_period=1", "train.max_iter=3",
           "train.checkpointer.period=100", "train.wandb.enabled=False", "optimizer.lr=1e-3"]
@@ -33,13 +38,29 @@ def run(tmp_path, config, *args):
     return train_net(tmp_path, "--config-file", config, *args)
 
 
+def evaluate_files(monkeypatch, tmp_path, config, overrides, weights):
+    """Evaluate ``weights`` on the synthetic files (in this process); the results flattened
+    as in metrics.json."""
+    monkeypatch.setenv("MONA_DATASETS", str(tmp_path / "data"))
+    cfg = load_config(config, [*overrides, f"train.output_dir={tmp_path / 'files'}"])
+    model = build_model(cfg)
+    load_init_checkpoint(model, str(weights))
+    return {f"{task}/{k}": v for task, metrics in do_test(cfg, model).items()
+            for k, v in metrics.items()}
+
+
+def same_metrics(streamed: dict, files: dict) -> bool:
+    return all(k in streamed and (streamed[k] == v or math.isnan(v) and math.isnan(streamed[k]))
+               for k, v in files.items())
+
+
 def predictions(out):
     path = os.path.join(out, "inference", "instances_predictions.pth")
     return sorted(torch.load(path, weights_only=False), key=lambda p: p["image_id"])
 
 
-def test_detection_trains_from_shards_and_evaluates_like_files(tmp_path):
-    out, files = tmp_path / "stream", tmp_path / "files"
+def test_detection_trains_from_shards_and_evaluates_like_files(tmp_path, monkeypatch):
+    out = tmp_path / "stream"
     run(tmp_path, DETECTION, *COMMON, *SHARDS, *DETECTION_SIZES, f"train.output_dir={out}")
     records = read_metrics(out)
     steps = [r for r in records if "total_loss" in r]
@@ -48,31 +69,53 @@ def test_detection_trains_from_shards_and_evaluates_like_files(tmp_path):
     final = records[-1]
     assert final["data_test/samples_seen"] == 4 and final["data_test/corrupt_samples"] == 0
     assert (tmp_path / "data" / "shards" / "shapes_instances_train-8-4" / "manifest.json").is_file()
-    # the same weights evaluated from the synthetic files: identical predictions and AP
-    run(tmp_path, DETECTION_FILES, "--eval-only", *COMMON, *DETECTION_SIZES,
-        "dataloader.test.dataset.num_images=4", f"train.output_dir={files}",
-        f"train.init_checkpoint={out / 'model_final.pth'}")
-    streamed, reference = predictions(out), predictions(files)
+    # the same weights evaluated on the synthetic files: identical predictions and metrics
+    files = evaluate_files(monkeypatch, tmp_path, DETECTION_FILES,
+                           [*COMMON, *DETECTION_SIZES, "dataloader.test.dataset.num_images=4"],
+                           out / "model_final.pth")
+    assert "bbox/AP" in files and "segm/AP" in files and same_metrics(final, files)
+    streamed, reference = predictions(out), predictions(tmp_path / "files")
     assert [p["image_id"] for p in streamed] == [1, 2, 3, 4]
     assert all(p["instances"] for p in streamed) and streamed == reference
-    log, file_log = (out / "log.txt").read_text(), (files / "log.txt").read_text()
-    for task in ("bbox", "segm"):
-        assert copypaste(log, task) == copypaste(file_log, task)
 
 
-def test_classification_trains_from_shards_and_evaluates_like_files(tmp_path):
-    out, files = tmp_path / "stream", tmp_path / "files"
-    run(tmp_path, CLASSIFICATION, *COMMON, *SHARDS, "dataloader.test.dataset.manifests."
-        "num_images=6", f"train.output_dir={out}")
+def test_semantic_segmentation_trains_from_shards_and_evaluates_like_files(tmp_path,
+                                                                          monkeypatch):
+    """SemSegEvaluator reads the ground truth masks from the shards (published in memory)."""
+    out = tmp_path / "stream"
+    tiny = [*COMMON, "dataloader.train.mapper.augmentations.1.crop_size=[64,64]",
+            "model.backbone.drop_path_rate=0.0"]
+    run(tmp_path, SEMSEG, *tiny, *SHARDS, "dataloader.test.dataset.manifests.num_images=3",
+        f"train.output_dir={out}")
     records = read_metrics(out)
     assert [r["iteration"] for r in records if "total_loss" in r] == [0, 1, 2]
+    assert records[-1]["data_test/samples_seen"] == 3
+    files = evaluate_files(monkeypatch, tmp_path, SEMSEG_FILES,
+                           [*tiny, "dataloader.test.dataset.num_images=3"],
+                           out / "model_final.pth")
+    assert "sem_seg/mIoU" in files and same_metrics(records[-1], files)
+
+
+def losses(out):
+    return {r["iteration"]: r["total_loss"] for r in read_metrics(out) if "total_loss" in r}
+
+
+def test_classification_trains_from_shards_and_resumes_mid_stream(tmp_path):
+    """A run stopped after 2 iterations and resumed matches an uninterrupted one: the
+    stream continues (the lead's trainer calls resume_from(batches drawn))."""
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    args = [*COMMON, *SHARDS, "dataloader.test.dataset.manifests.num_images=6",
+            "train.max_iter=4", "model.backbone.drop_path_rate=0.0"]
+    run(tmp_path, CLASSIFICATION, *args, f"train.output_dir={whole}")
+    records = read_metrics(whole)
     assert "classification/top1" in records[-1]
     assert records[-1]["data_test/samples_seen"] == 6
-    run(tmp_path, CLASSIFICATION_FILES, "--eval-only", *COMMON,
-        "dataloader.test.dataset.num_images=6", f"train.output_dir={files}",
-        f"train.init_checkpoint={out / 'model_final.pth'}")
-    assert copypaste((out / "log.txt").read_text(), "classification") == \
-        copypaste((files / "log.txt").read_text(), "classification")
+    run(tmp_path, CLASSIFICATION, *args, "train.stop_at_iter=2", f"train.output_dir={parts}")
+    assert sorted(losses(parts)) == [0, 1]
+    run(tmp_path, CLASSIFICATION, "--resume", *args, f"train.output_dir={parts}")
+    assert losses(parts) == losses(whole)
+    assert copypaste((parts / "log.txt").read_text(), "classification") == \
+        copypaste((whole / "log.txt").read_text(), "classification")
 
 
 EVAL_COVERAGE = textwrap.dedent("""

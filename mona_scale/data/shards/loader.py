@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 
 from .budget import CorruptCounts
 from .manifest import ShardSet
+from .memfs import publish
 from .reader import ShardStream, read_shard
 
 __all__ = ["shard_dataset", "shard_dicts", "build_stream_train_loader",
@@ -43,11 +44,20 @@ def _identity(batch):
 
 
 def shard_dicts(shards: ShardSet, budget: float = 0.001) -> list[dict]:
-    """Every sample's dataset dict, in shard order (images are not decoded; their
-    ``shard://`` file names are not readable). Used by evaluators that need the dicts."""
+    """Every sample's dataset dict, in shard order, for evaluators that need the dicts.
+
+    Images are not decoded and their ``shard://`` names are not readable afterwards;
+    semantic masks (``sem_seg_file_name``) are, in this process: detectron2's
+    ``SemSegEvaluator`` reads the ground truth by that name.
+    """
     counts = CorruptCounts(budget, f"dataset dicts of {shards.name or 'shards'}")
-    dicts = [sample.dataset_dict()[0] for shard in shards.shards
-             for sample in read_shard(shard, counts, len(shards.classes) or None)]
+    dicts = []
+    for shard in shards.shards:
+        for sample in read_shard(shard, counts, len(shards.classes) or None):
+            record, served = sample.dataset_dict()
+            if "sem_seg_file_name" in record:
+                publish({record["sem_seg_file_name"]: served[record["sem_seg_file_name"]]})
+            dicts.append(record)
     counts.check(total=shards.num_samples)
     return dicts
 

@@ -3,8 +3,9 @@
 
 The reader serves a sample's members for the duration of its mapper call
 (:func:`serving`); a ``shard://<shard>/<key>.<ext>`` name also tells error messages which
-shard and sample a file came from. The handler is registered once per process (forked
-DataLoader workers inherit it).
+shard and sample a file came from. Files that evaluators read after mapping (semantic
+ground-truth masks) are :func:`publish`-ed for the life of the process instead. The
+handler is registered once per process (forked DataLoader workers inherit it).
 """
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from collections.abc import Iterator, Mapping
 from detectron2.utils.file_io import PathManager
 from iopath.common.file_io import PathHandler
 
-__all__ = ["PREFIX", "shard_path", "serving", "register_handler"]
+__all__ = ["PREFIX", "shard_path", "serving", "publish", "register_handler"]
 
 PREFIX = "shard://"
 _FILES: dict[str, bytes] = {}
+_PUBLISHED: dict[str, bytes] = {}
 _LOCK = threading.Lock()
 _registered = False
 
@@ -37,7 +39,7 @@ class ShardPathHandler(PathHandler):
 
     def _bytes(self, path: str) -> bytes:
         try:
-            return _FILES[path]
+            return _FILES[path] if path in _FILES else _PUBLISHED[path]
         except KeyError:
             raise FileNotFoundError(f"{path} is not being served (shard:// files exist only "
                                     f"while their sample is mapped)") from None
@@ -49,10 +51,10 @@ class ShardPathHandler(PathHandler):
         return data if "b" in mode else io.TextIOWrapper(data, encoding="utf-8")
 
     def _exists(self, path: str, **kwargs) -> bool:
-        return path in _FILES
+        return path in _FILES or path in _PUBLISHED
 
     def _isfile(self, path: str, **kwargs) -> bool:
-        return path in _FILES
+        return self._exists(path)
 
     def _isdir(self, path: str, **kwargs) -> bool:
         return False
@@ -81,3 +83,10 @@ def serving(files: Mapping[str, bytes]) -> Iterator[None]:
     finally:
         for path in files:
             _FILES.pop(path, None)
+
+
+def publish(files: Mapping[str, bytes]) -> None:
+    """Keep ``files`` readable for the rest of this process (e.g. ground-truth masks that
+    detectron2's ``SemSegEvaluator`` opens by their dataset-dict name)."""
+    register_handler()
+    _PUBLISHED.update(files)
