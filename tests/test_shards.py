@@ -287,6 +287,9 @@ def test_writer_resumes_keeping_finished_shards_and_reports_invalid(data, tmp_pa
     assert first["num_samples"] == 15 and first["shards"][1]["skipped"][0]["source"] == \
         os.path.relpath(bad, source.root)
     assert "missing.png" in caplog.text
+    parallel = write_shards(source, str(tmp_path / "parallel"), shard_size=4, max_invalid=0.01,
+                            progress=False, workers=2)
+    assert parallel["shards"] == first["shards"]  # same bytes from forked writers
     # an interrupted run: shard 2 half-written (.partial), shard 3 gone, manifest partial
     mtime = os.stat(out / "val-000000.tar").st_mtime_ns
     (out / "val-000002.tar").rename(out / "val-000002.tar.partial")
@@ -318,7 +321,8 @@ def test_voc_source_matches_detectron2s_loader(tmp_path):
             f"<ymin>4</ymin><xmax>30</xmax><ymax>35</ymax></bndbox></object></annotation>")
     (voc / "ImageSets" / "Main" / "trainval.txt").write_text("\n".join(ids) + "\n")
     assert mona_shards(["voc", "--dirname", str(voc), "--split", "trainval", "--out",
-                        str(tmp_path / "out"), "--shard-size", "2", "--no-progress"]) == 0
+                        str(tmp_path / "out"), "--shard-size", "2", "--workers", "2",
+                        "--no-progress"]) == 0
     shards = shard_dataset("t_voc", str(tmp_path / "out"))
     assert shards.metadata["year"] == 2007 and shards.task == "instances"
     from detectron2.data.datasets.pascal_voc import CLASS_NAMES

@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--shard-size", type=int, default=1000, help="samples per shard")
         command.add_argument("--max-invalid", type=float, default=0.001,
                              help="allowed fraction of invalid samples (skipped, reported)")
+        command.add_argument("--workers", type=int, default=1,
+                             help="processes writing shards in parallel")
         command.add_argument("--no-progress", action="store_true")
     verify = commands.add_parser("verify", help="check a shard set's sha256 and samples")
     verify.add_argument("manifest")
@@ -100,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         options["name"] = args.name
     source = SOURCES[args.command](**options)
     manifest = write_shards(source, args.out, args.shard_size, prefix=args.name,
-                            max_invalid=args.max_invalid, progress=not args.no_progress)
+                            max_invalid=args.max_invalid, progress=not args.no_progress,
+                            workers=args.workers)
     skipped = [s for shard in manifest["shards"] for s in shard["skipped"]]
     print(f"{manifest['num_samples']} samples in {len(manifest['shards'])} shards under "
           f"{args.out} ({len(skipped)} skipped)")

@@ -26,6 +26,7 @@ __all__ = ["RawSample", "encode_sample", "decode_sample", "validate_record",
 
 SEM_SEG_EXT = "seg.png"
 _PRIVATE = ("_image", "_source", "_sem_seg", "_size")
+_BOX_MODES = frozenset(BoxMode)
 
 
 class InvalidSample(ValueError):
@@ -127,7 +128,12 @@ def decode_sample(shard: str, key: str, files: dict[str, bytes],
                             f"(members: {sorted(files)})")
     if record.get("_sem_seg") and SEM_SEG_EXT not in files:
         raise InvalidSample(f"{key}.{SEM_SEG_EXT} is missing")
-    validate_record(record, num_classes)
+    try:
+        validate_record(record, num_classes)
+    except InvalidSample:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError) as e:  # malformed structure
+        raise InvalidSample(f"{key}.json is malformed: {type(e).__name__}: {e}") from e
     return RawSample(shard, key, record, files)
 
 
@@ -143,15 +149,20 @@ def _check_annotation(ann: dict, height, width, num_classes: int | None) -> None
     if not isinstance(category, int) or category < 0 or (
             num_classes is not None and category >= num_classes):
         raise InvalidSample(f"category_id {category!r} outside [0, {num_classes})")
-    bbox = ann.get("bbox")
-    if not _finite(bbox, 4):
-        raise InvalidSample(f"bbox {bbox!r} is not 4 finite numbers")
-    mode = BoxMode(ann.get("bbox_mode", BoxMode.XYWH_ABS))
-    x0, y0, x1, y1 = BoxMode.convert(list(bbox), mode, BoxMode.XYXY_ABS)
-    if x1 < x0 or y1 < y0:
-        raise InvalidSample(f"bbox {bbox!r} has negative size")
-    if height and width and (x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height):
-        raise InvalidSample(f"bbox {bbox!r} lies outside the {width}x{height} image")
+    mode = ann.get("bbox_mode", BoxMode.XYWH_ABS)
+    if mode not in _BOX_MODES:
+        raise InvalidSample(f"bbox_mode {mode!r} is not a detectron2 BoxMode")
+    bbox, count = ann.get("bbox"), 5 if mode == BoxMode.XYWHA_ABS else 4
+    if not _finite(bbox, count):
+        raise InvalidSample(f"bbox {bbox!r} is not {count} finite numbers")
+    if mode in (BoxMode.XYXY_ABS, BoxMode.XYWH_ABS):  # (BoxMode.convert is slow per box)
+        x0, y0, x1, y1 = bbox
+        if mode == BoxMode.XYWH_ABS:
+            x1, y1 = x0 + x1, y0 + y1
+        if x1 < x0 or y1 < y0:
+            raise InvalidSample(f"bbox {bbox!r} has negative size")
+        if height and width and (x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height):
+            raise InvalidSample(f"bbox {bbox!r} lies outside the {width}x{height} image")
     segm = ann.get("segmentation")
     if isinstance(segm, list):
         if not segm or not all(_finite(p) and len(p) >= 6 and len(p) % 2 == 0 for p in segm):
@@ -176,10 +187,10 @@ def validate_record(record: dict, num_classes: int | None) -> None:
     for name, value in (("height", height), ("width", width)):
         if value is not None and (not isinstance(value, int) or value <= 0):
             raise InvalidSample(f"{name} {value!r} is not a positive integer")
-    for ann in record.get("annotations", ()) or ():
-        _check_annotation(ann, height, width, num_classes)
-    if "annotations" in record and not isinstance(record["annotations"], list):
+    if not isinstance(record.get("annotations", []), list):
         raise InvalidSample("annotations is not a list")
+    for ann in record.get("annotations", []):
+        _check_annotation(ann, height, width, num_classes)
     if "label" in record:
         label = record["label"]
         if not isinstance(label, int) or label < 0 or (

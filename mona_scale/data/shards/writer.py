@@ -4,13 +4,16 @@ Sample ``i`` of the source goes to shard ``i // shard_size``, so shard contents 
 depend on which samples were skipped elsewhere. Each shard is written to a ``.partial``
 file, hashed and renamed; then the manifest (``complete: false`` until the last shard) is
 rewritten atomically. Re-running with the same source and shard size keeps every finished
-shard whose size and sha256 match, and rewrites the rest.
+shard whose size and sha256 match, and rewrites the rest. Shards can be written by several
+processes at once (``workers``).
 """
 from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from tqdm import tqdm
 
@@ -84,7 +87,7 @@ def _kept_shards(manifest_path: str, fingerprint: dict, out_dir: str) -> dict[in
 
 def write_shards(source: Source, out_dir: str, shard_size: int = 1000,
                  prefix: str | None = None, max_invalid: float = 0.001,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, workers: int = 1) -> dict:
     """Write ``source`` to ``<out_dir>/<prefix>-NNNNNN.tar`` and ``<out_dir>/manifest.json``.
 
     Args:
@@ -97,6 +100,8 @@ def write_shards(source: Source, out_dir: str, shard_size: int = 1000,
             skipped; more stops the writer with an error naming the worst shard (finished
             shards stay, so a re-run after fixing the data resumes).
         progress: show a progress bar.
+        workers: processes writing shards in parallel (reading and validating images is
+            the cost; 1 = in this process).
 
     Returns:
         The manifest (also written to ``<out_dir>/manifest.json``).
@@ -125,22 +130,59 @@ def write_shards(source: Source, out_dir: str, shard_size: int = 1000,
         logger.info(f"{out_dir}: keeping {len(kept)} finished shard(s) of {num_shards}")
     bar = tqdm(total=len(source.dicts), initial=counts.seen,
                desc=f"shards {source.name}", unit="img", disable=not progress)
-    for index in range(num_shards):
-        if shards[index] is not None:
-            continue
-        shards[index] = _write_shard(source, out_dir, f"{prefix}-{index:06d}.tar", index,
-                                     shard_size, counts, bar)
-        manifest["shards"] = shards
+
+    def finished(index: int, shard: dict) -> None:
+        shards[index] = shard
+        start, stop = shard["source_range"]
+        counts.add_seen(stop - start)
+        for skip in shard["skipped"]:
+            counts.add(shard["name"], "invalid", f"{skip['index']:08d}",
+                       f"source {skip['source']}: {skip['reason']}")
         write_manifest(manifest_path, manifest)
-    bar.close()
+        bar.update(stop - start)
+        counts.check(total=len(source.dicts))
+
+    todo = [(i, f"{prefix}-{i:06d}.tar") for i in range(num_shards) if shards[i] is None]
+    try:
+        if workers <= 1:
+            for index, name in todo:
+                finished(index, _write_shard(source, out_dir, name, index, shard_size))
+        else:
+            _write_in_processes(source, out_dir, shard_size, todo, workers, finished)
+    finally:
+        bar.close()
     manifest["complete"] = True
     manifest["num_samples"] = sum(s["samples"] for s in shards)
     write_manifest(manifest_path, manifest)
     return manifest
 
 
-def _write_shard(source: Source, out_dir: str, name: str, index: int, shard_size: int,
-                 counts: CorruptCounts, bar) -> dict:
+_SOURCE: Source | None = None  # what forked writer processes write
+
+
+def _write_forked(out_dir: str, name: str, index: int, shard_size: int) -> dict:
+    return _write_shard(_SOURCE, out_dir, name, index, shard_size)
+
+
+def _write_in_processes(source: Source, out_dir: str, shard_size: int,
+                        todo: list[tuple[int, str]], workers: int, finished) -> None:
+    """Write shards in ``workers`` forked processes; ``finished`` as each completes."""
+    global _SOURCE
+    _SOURCE = source  # inherited by the forked processes, not pickled per task
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    try:
+        futures = {pool.submit(_write_forked, out_dir, name, index, shard_size): index
+                   for index, name in todo}
+        for future in as_completed(futures):
+            finished(futures[future], future.result())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        _SOURCE = None
+
+
+def _write_shard(source: Source, out_dir: str, name: str, index: int,
+                 shard_size: int) -> dict:
+    """Write shard ``index``; invalid samples are listed in its ``skipped``."""
     start, stop = index * shard_size, min((index + 1) * shard_size, len(source.dicts))
     path = os.path.join(out_dir, name)
     partial = f"{path}.partial"
@@ -149,18 +191,14 @@ def _write_shard(source: Source, out_dir: str, name: str, index: int, shard_size
         writer = TarSampleWriter(f)
         for i in range(start, stop):
             record = source.dicts[i]
-            counts.add_seen()
             try:
                 members = _members(source, record)
             except (InvalidSample, OSError) as e:
                 where = source.relative(record.get("file_name", "?"))
                 skipped.append({"index": i, "source": where, "reason": str(e)})
-                counts.add(name, "invalid", f"{i:08d}", f"source {where}: {e}")
-                counts.check(total=len(source.dicts))
             else:
                 writer.write(f"{i:08d}", members)
                 written += 1
-            bar.update()
         writer.close()
     digest, size = sha256_file(partial), os.path.getsize(partial)
     os.replace(partial, path)
