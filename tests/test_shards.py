@@ -9,6 +9,7 @@ import tarfile
 import mona_scale.data.shards.budget as budget
 from mona_scale.data import synthetic_dataset_dicts
 from mona_scale.data.classification import ClassificationMapper
+from mona_scale.data.cls_readers import image_folder_dicts, split_file_dicts
 from mona_scale.data.shards import (
     CorruptDataError,
     ShardSet,
@@ -121,15 +122,25 @@ def test_classification_pass_and_splitfile_imagefolder_sources(data, tmp_path):
         assert torch.equal(stream["image"], reference["image"])
         assert stream["label"] == reference["label"]
     base = os.path.join(data["root"], "shapes_cls")
-    split = splitfile_source(os.path.join(base, "val.txt"), base,
+    split = splitfile_source(os.path.join(base, "val.txt"), base, num_classes=3,
                              classes=["circle", "square", "triangle"])
-    assert split.dicts == files
+    assert split.dicts == split_file_dicts(os.path.join(base, "val.txt"), base, 3)
+    assert strip(split.dicts) == [{k: r[k] for k in ("image_id", "label")} for r in files]
     folder = imagefolder_source(os.path.join(base, "val"))
     assert folder.classes == ["circle", "square", "triangle"]  # sorted directory names
-    assert sorted((d["file_name"], folder.classes[d["label"]]) for d in folder.dicts) == \
-        sorted((d["file_name"], ["circle", "square", "triangle"][d["label"]]) for d in files)
+    assert folder.dicts == image_folder_dicts(os.path.join(base, "val"))
     manifest = write_shards(folder, str(tmp_path / "folder"), shard_size=5, progress=False)
     assert manifest["num_samples"] == N_CLS and len(manifest["shards"]) == 3
+    # multi-label split files (VOC07 style): multi-hot labels survive the round trip
+    lines = [f"val/{os.path.basename(os.path.dirname(r['file_name']))}/"
+             f"{os.path.basename(r['file_name'])} {r['label']} {(r['label'] + 1) % 3}"
+             for r in files]
+    (tmp_path / "multi.txt").write_text("\n".join(lines) + "\n")
+    assert mona_shards(["splitfile", "--split-file", str(tmp_path / "multi.txt"), "--root", base,
+                        "--multi-label", "--num-classes", "3", "--out", str(tmp_path / "multi"),
+                        "--shard-size", "4", "--no-progress"]) == 0
+    expected = split_file_dicts(str(tmp_path / "multi.txt"), base, 3, multi_label=True)
+    assert strip(shard_dicts(ShardSet.from_manifests(str(tmp_path / "multi")))) == strip(expected)
 
 
 def test_two_ranks_two_workers_cover_every_sample_exactly_once(data):
@@ -398,3 +409,24 @@ def test_tar_members_are_reproducible(tmp_path):
     assert write(tmp_path / "a.tar") == write(tmp_path / "b.tar")
     with tarfile.open(tmp_path / "a.tar") as archive:
         assert archive.getnames() == ["00000001.json", "00000001.png"]
+
+
+def test_every_stream_config_loads_and_a_missing_manifest_says_how_to_write_it(tmp_path,
+                                                                              monkeypatch):
+    import glob
+
+    from mona_scale.engine.config import load_config
+
+    from detectron2.config import instantiate
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    configs = sorted(c for c in glob.glob(os.path.join(root, "configs", "*", "*_stream.py"))
+                     if "/common/" not in c)  # whole configs, not the data pieces
+    assert len(configs) >= 5
+    for config in configs:
+        cfg = load_config(config, [])
+        assert "build_stream_train_loader" in str(cfg.dataloader.train._target_), config
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))
+    cfg = load_config(os.path.join(root, "configs/coco/cascade_mask_rcnn_swin_b_mona_3x_stream.py"),
+                      [])
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path}/shards/coco_train2017.*mona-shards"):
+        instantiate(cfg.dataloader.train.dataset)

@@ -1,9 +1,10 @@
 # COCO 2017 streamed from webdataset shards, with coco_detr.py's augmentation and
 # evaluation (COCOEvaluator reads the annotations from the shards). Write them once:
 #   mona-shards coco --json datasets/coco/annotations/instances_train2017.json \
-#       --images datasets/coco/train2017 --out datasets/shards/coco_train2017
+#       --images datasets/coco/train2017 --out datasets/shards/coco_train2017 --shard-size 400
 #   mona-shards coco --json datasets/coco/annotations/instances_val2017.json \
-#       --images datasets/coco/val2017 --out datasets/shards/coco_val2017 --shard-size 250
+#       --images datasets/coco/val2017 --out datasets/shards/coco_val2017 --shard-size 100
+# Every (rank, worker) stream needs a shard: shards >= GPUs x dataloader workers.
 # From object storage: dataloader.train.dataset.manifests='pipe:aws s3 cp
 #   s3://bucket/coco_train2017/manifest.json -' and dataloader.train.dataset.url_template=
 #   'pipe:aws s3 cp s3://bucket/coco_train2017/{name} -'
@@ -11,7 +12,7 @@ from .coco_detr import dataloader
 from .stream import shards, stream_test, stream_train
 
 dataloader.train = stream_train(dataloader.train,
-                                shards("coco_2017_train_stream", "datasets/shards/coco_train2017"))
+                                shards("coco_2017_train_stream", "shards/coco_train2017"))
 dataloader.test = stream_test(dataloader.test,
-                              shards("coco_2017_val_stream", "datasets/shards/coco_val2017"))
+                              shards("coco_2017_val_stream", "shards/coco_val2017"))
 dataloader.evaluator.dataset_name = "coco_2017_val_stream"

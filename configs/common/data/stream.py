@@ -3,7 +3,9 @@
 #   dataloader.train = stream_train(dataloader.train, shards("coco_2017_train_stream",
 #                                                           "datasets/shards/coco_train2017"))
 #   dataloader.test = stream_test(dataloader.test, shards("coco_2017_val_stream", ...))
-# Write shards with `mona-shards` (see its --help). Options of the stream loaders
+# Write shards with `mona-shards` (see its --help); relative manifest paths are under
+# $DETECTRON2_DATASETS (default ./datasets), e.g. "shards/coco_train2017" (a directory holding
+# manifest.json). Options of the stream loaders
 # (shuffle_buffer, corrupt_budget, segment_batches, ...): mona_scale.data.shards.loader.
 from mona_scale.data.shards import (
     build_stream_test_loader,

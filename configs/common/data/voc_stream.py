@@ -10,4 +10,4 @@ from .voc import dataloader
 
 dataloader.train = stream_train(dataloader.train, shards(
     "voc_0712_trainval_stream",
-    ["datasets/shards/voc2007_trainval", "datasets/shards/voc2012_trainval"]))
+    ["shards/voc2007_trainval", "shards/voc2012_trainval"]))

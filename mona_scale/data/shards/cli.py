@@ -5,7 +5,12 @@
     mona-shards voc --dirname VOC2007 --split trainval --out shards/voc2007_trainval
     mona-shards ade20k --root ADEChallengeData2016 --split training --out shards/ade_train
     mona-shards imagefolder --root flowers/train --out shards/flowers_train
-    mona-shards splitfile --split-file pets/trainval.txt --root pets --out shards/pets
+    mona-shards splitfile --split-file flowers102/meta/trainval.txt --root flowers102 \\
+        --num-classes 102 --out shards/flowers102_trainval
+    mona-shards splitfile --split-file pets/annotations/trainval.txt --root pets \\
+        --path-format 'images/{}.jpg' --label-offset -1 --ignore-extra-columns \\
+        --num-classes 37 --out shards/pets_trainval
+    mona-shards voc-cls --dataset voc_2007_trainval --out shards/voc2007_cls_trainval
     mona-shards catalog --dataset coco_2017_val --out shards/coco_val2017
     mona-shards verify shards/coco_train2017/manifest.json
 
@@ -43,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
         "splitfile": [("--split-file", "split_file", "lines '<path> <label>'"),
                       ("--root", "root", "image paths are relative to this (default: the "
                                          "split file's directory)")],
+        "voc-cls": [("--dataset", "dataset", "registered VOC detection set, e.g. "
+                                             "voc_2007_trainval")],
         "catalog": [("--dataset", "dataset", "a detectron2-registered dataset name (also "
                                              "the synthetic sets)")],
     }
@@ -51,8 +58,16 @@ def _parser() -> argparse.ArgumentParser:
         for flag, dest, text in options:
             optional = layout == "splitfile" and dest == "root"
             command.add_argument(flag, dest=dest, required=not optional, help=text)
-        if layout == "splitfile":
+        if layout in ("splitfile", "imagefolder"):
             command.add_argument("--classes", help="class names, comma separated")
+        if layout == "splitfile":
+            command.add_argument("--num-classes", type=int, default=0)
+            command.add_argument("--path-format", default="{}",
+                                 help="first column -> path, e.g. 'images/{}.jpg'")
+            command.add_argument("--label-offset", type=int, default=0)
+            command.add_argument("--ignore-extra-columns", action="store_true")
+        if layout in ("splitfile", "voc-cls"):
+            command.add_argument("--multi-label", action="store_true")
         command.add_argument("--out", required=True, help="output directory")
         command.add_argument("--name", help="dataset name and shard prefix")
         command.add_argument("--shard-size", type=int, default=1000, help="samples per shard")
@@ -93,10 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "catalog":
         from ..synthetic import register_synthetic_datasets
         register_synthetic_datasets()
-    options = {k: v for k, v in vars(args).items()
-               if k in ("json_file", "image_root", "dirname", "split", "root", "split_file",
-                        "dataset") and v is not None}
-    if args.command == "splitfile" and args.classes:
+    paths = ("json_file", "image_root", "dirname", "root", "split_file")
+    options = {k: os.path.abspath(v) if k in paths else v for k, v in vars(args).items()
+               if k in (*paths, "split", "dataset", "multi_label", "num_classes",
+                        "path_format", "label_offset", "ignore_extra_columns")
+               and v is not None}
+    if getattr(args, "classes", None):
         options["classes"] = args.classes.split(",")
     if args.name and args.command != "catalog":
         options["name"] = args.name

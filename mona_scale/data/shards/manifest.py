@@ -11,6 +11,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from ..cls_readers import datasets_root
 from .tario import expand_urls, join_url, open_url
 
 __all__ = ["FORMAT", "ShardInfo", "ShardSet", "read_manifest", "write_manifest"]
@@ -22,8 +23,14 @@ MANIFEST = "manifest.json"
 def read_manifest(url: str) -> dict:
     """Read a manifest from a path, ``file://`` URL or ``pipe:`` command, or a directory
     holding ``manifest.json``."""
-    if not url.startswith("pipe:") and os.path.isdir(url.removeprefix("file://")):
-        url = os.path.join(url, MANIFEST)
+    local = None if url.startswith("pipe:") else url.removeprefix("file://")
+    if local is not None and os.path.isdir(local):
+        url = local = os.path.join(local, MANIFEST)
+    if local is not None and not os.path.exists(local):
+        raise FileNotFoundError(f"no shard manifest at {local!r}: write the shards with "
+                                f"`mona-shards <layout> ... --out <dir>` (see mona-shards "
+                                f"--help); relative config paths are under "
+                                f"$DETECTRON2_DATASETS (default ./datasets)")
     with open_url(url) as f:
         manifest = json.loads(f.read())
     if manifest.get("format") != FORMAT:
@@ -38,6 +45,12 @@ def write_manifest(path: str, manifest: dict) -> None:
     with open(tmp, "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
     os.replace(tmp, path)
+
+
+def _resolve(location: str) -> str:
+    if location.startswith(("pipe:", "file://")) or os.path.isabs(location):
+        return location
+    return os.path.join(datasets_root(), location)
 
 
 @dataclass(frozen=True)
@@ -70,13 +83,15 @@ class ShardSet:
         """Shards of one or more manifests (e.g. VOC 2007 + 2012 trainval).
 
         Args:
-            manifests: manifest locations (path, directory, ``file://`` or ``pipe:``).
+            manifests: manifest locations (path, directory, ``file://`` or ``pipe:``);
+                relative paths are under ``$DETECTRON2_DATASETS`` (default ``./datasets``),
+                as detectron2's builtin datasets.
             url_template: shard URL with ``{name}`` for the shard file name, e.g.
                 ``pipe:aws s3 cp s3://bucket/coco/{name} -``; default: next to the manifest.
         """
         manifests = [manifests] if isinstance(manifests, str) else list(manifests)
         shards, tasks, classes, metadata = [], set(), None, {}
-        for location in manifests:
+        for location in map(_resolve, manifests):
             manifest = read_manifest(location)
             if not manifest.get("complete"):
                 raise ValueError(f"{location}: the shard set is incomplete (its writer did "

@@ -193,7 +193,10 @@ def validate_record(record: dict, num_classes: int | None) -> None:
         _check_annotation(ann, height, width, num_classes)
     if "label" in record:
         label = record["label"]
-        if not isinstance(label, int) or label < 0 or (
+        if isinstance(label, list):  # multi-hot
+            if not _finite(label, num_classes):
+                raise InvalidSample(f"multi-hot label is not {num_classes} finite numbers")
+        elif not isinstance(label, int) or label < 0 or (
                 num_classes is not None and label >= num_classes):
             raise InvalidSample(f"label {label!r} outside [0, {num_classes})")
 

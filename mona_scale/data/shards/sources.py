@@ -13,13 +13,10 @@ import uuid
 from dataclasses import dataclass, field
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from PIL import Image
 
 __all__ = ["Source", "SOURCES", "coco_source", "voc_source", "ade20k_source",
-           "imagefolder_source", "splitfile_source", "catalog_source", "infer_task"]
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-
+           "imagefolder_source", "splitfile_source", "voc_cls_source", "catalog_source",
+           "infer_task"]
 
 @dataclass
 class Source:
@@ -35,11 +32,6 @@ class Source:
 
     def relative(self, path: str) -> str:
         return os.path.relpath(path, self.root) if self.root else path
-
-
-def _image_size(path: str) -> tuple[int, int]:
-    with Image.open(path) as image:  # reads the header only
-        return image.height, image.width
 
 
 def infer_task(dicts: list[dict]) -> str:
@@ -107,53 +99,65 @@ def ade20k_source(root: str, split: str = "training", name: str | None = None) -
                   {"ignore_label": 255, "evaluator_type": "sem_seg"}, root)
 
 
-def _classification(name: str, classes: list[str], items: list[tuple[str, int]],
-                    description: dict, root: str) -> Source:
-    dicts = []
-    for image_id, (path, label) in enumerate(items):
-        height, width = _image_size(path)
-        dicts.append({"file_name": path, "image_id": image_id, "height": height,
-                      "width": width, "label": label})
+def _classification(name: str, classes: list[str], dicts: list[dict], description: dict,
+                    root: str) -> Source:
     return Source(name, "classification", classes, dicts, description,
                   {"evaluator_type": "classification"}, root)
 
 
-def imagefolder_source(root: str, name: str | None = None) -> Source:
-    """An ImageFolder tree ``<root>/<class>/<image>``: classes are the sorted directory
-    names, labels their indices, images in sorted order."""
+def imagefolder_source(root: str, name: str | None = None,
+                       classes: list[str] | None = None) -> Source:
+    """An ImageFolder tree ``<root>/<class>/**/<image>`` read by
+    :func:`mona_scale.data.cls_readers.image_folder_dicts` (what the file-based configs
+    use): classes are the sorted directory names unless given, labels their indices."""
+    from mona_scale.data.cls_readers import image_folder_dicts
     root = os.path.abspath(root)
-    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
-    if not classes:
-        raise FileNotFoundError(f"{root} has no class directories (<root>/<class>/<image>)")
-    items = [(os.path.join(root, c, f), label) for label, c in enumerate(classes)
-             for f in sorted(os.listdir(os.path.join(root, c)))
-             if f.lower().endswith(IMAGE_EXTENSIONS)]
-    return _classification(name or os.path.basename(root), classes, items,
+    dicts = image_folder_dicts(root, classes, check_images=False)  # the writer checks
+    classes = list(classes or sorted(e.name for e in os.scandir(root) if e.is_dir()))
+    return _classification(name or os.path.basename(root), classes, dicts,
                            {"type": "imagefolder", "root": root}, root)
 
 
 def splitfile_source(split_file: str, root: str | None = None,
-                     classes: list[str] | None = None, name: str | None = None) -> Source:
-    """A split file of ``<image path relative to root> <label index>`` lines (Flowers102,
-    Pets, the synthetic classification set). ``root`` defaults to the file's directory;
-    ``classes`` defaults to the label numbers as names."""
+                     classes: list[str] | None = None, name: str | None = None,
+                     **options) -> Source:
+    """A split file of ``<image path relative to root> <label> [<label> ...]`` lines
+    (Flowers102, Pets, the synthetic set) read by
+    :func:`mona_scale.data.cls_readers.split_file_dicts` (what the file-based configs use).
+
+    Args:
+        split_file: the list.
+        root: image paths are relative to this; default the split file's directory.
+        classes: class names; default the label numbers.
+        name: dataset name; default the split file's base name.
+        **options: ``split_file_dicts`` options (``num_classes``, ``multi_label``,
+            ``path_format``, ``label_offset``, ``ignore_extra_columns``).
+    """
+    from mona_scale.data.cls_readers import split_file_dicts
+    split_file = os.path.abspath(split_file)
     root = os.path.abspath(root or os.path.dirname(split_file))
-    items = []
-    with open(split_file) as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            parts = line.split()
-            if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-                raise ValueError(f"{split_file}:{number}: expected '<path> <label>', got "
-                                 f"{line.strip()!r}")
-            items.append((os.path.join(root, parts[0]), int(parts[1])))
-    if classes is None:
-        classes = [str(i) for i in range(max(label for _, label in items) + 1)]
+    dicts = split_file_dicts(split_file, root, check_images=False, **options)
+    if classes is None:  # multi-label files need num_classes (split_file_dicts checks)
+        count = options.get("num_classes") or 1 + max(d["label"] for d in dicts)
+        classes = [str(i) for i in range(count)]
     return _classification(name or os.path.splitext(os.path.basename(split_file))[0],
-                           list(classes), items, {"type": "splitfile",
-                                                  "split_file": os.path.abspath(split_file),
-                                                  "root": root}, root)
+                           list(classes), dicts, {"type": "splitfile", "split_file": split_file,
+                                                  "root": root, **options}, root)
+
+
+def voc_cls_source(dataset: str = "voc_2007_trainval", multi_label: bool = False,
+                   name: str | None = None) -> Source:
+    """Pascal VOC image classification from a registered VOC detection set, labelled by
+    :func:`mona_scale.data.cls_readers.voc_classification_dicts` (largest object, or
+    multi-hot over every object with ``multi_label``)."""
+    from mona_scale.data.cls_readers import voc_classification_dicts
+
+    from detectron2.data.datasets.pascal_voc import CLASS_NAMES
+    dicts = voc_classification_dicts(dataset, multi_label)
+    root = MetadataCatalog.get(dataset).get("dirname", "")
+    return _classification(name or f"{dataset}_cls", list(CLASS_NAMES), dicts,
+                           {"type": "voc_cls", "dataset": dataset, "multi_label": multi_label},
+                           root)
 
 
 def catalog_source(dataset: str) -> Source:
@@ -180,4 +184,4 @@ def catalog_source(dataset: str) -> Source:
 
 SOURCES = {"coco": coco_source, "voc": voc_source, "ade20k": ade20k_source,
            "imagefolder": imagefolder_source, "splitfile": splitfile_source,
-           "catalog": catalog_source}
+           "voc-cls": voc_cls_source, "catalog": catalog_source}

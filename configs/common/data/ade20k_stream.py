@@ -1,0 +1,15 @@
+# ADE20K streamed from webdataset shards, with ade20k.py's augmentation and evaluation
+# (SemSegEvaluator reads the ground-truth masks from the shards). Write them once:
+#   mona-shards ade20k --root datasets/ADEChallengeData2016 --split training \
+#       --out datasets/shards/ade20k_train --shard-size 200
+#   mona-shards ade20k --root datasets/ADEChallengeData2016 --split validation \
+#       --out datasets/shards/ade20k_val --shard-size 50
+# Every (rank, worker) stream needs a shard: shards >= GPUs x dataloader workers.
+from .ade20k import dataloader
+from .stream import shards, stream_test, stream_train
+
+dataloader.train = stream_train(dataloader.train,
+                                shards("ade20k_train_stream", "shards/ade20k_train"))
+dataloader.test = stream_test(dataloader.test,
+                              shards("ade20k_val_stream", "shards/ade20k_val"))
+dataloader.evaluator.dataset_name = "ade20k_val_stream"
