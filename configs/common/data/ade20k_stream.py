@@ -6,10 +6,6 @@
 #       --out datasets/shards/ade20k_val --shard-size 50
 # Every (rank, worker) stream needs a shard: shards >= GPUs x dataloader workers.
 from .ade20k import dataloader
-from .stream import shards, stream_test, stream_train
+from .stream import stream_splits
 
-dataloader.train = stream_train(dataloader.train,
-                                shards("ade20k_train_stream", "shards/ade20k_train"))
-dataloader.test = stream_test(dataloader.test,
-                              shards("ade20k_val_stream", "shards/ade20k_val"))
-dataloader.evaluator.dataset_name = "ade20k_val_stream"
+stream_splits(dataloader, "shards/ade20k_train", "shards/ade20k_val")

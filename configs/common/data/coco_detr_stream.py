@@ -9,10 +9,6 @@
 #   s3://bucket/coco_train2017/manifest.json -' and dataloader.train.dataset.url_template=
 #   'pipe:aws s3 cp s3://bucket/coco_train2017/{name} -'
 from .coco_detr import dataloader
-from .stream import shards, stream_test, stream_train
+from .stream import stream_splits
 
-dataloader.train = stream_train(dataloader.train,
-                                shards("coco_2017_train_stream", "shards/coco_train2017"))
-dataloader.test = stream_test(dataloader.test,
-                              shards("coco_2017_val_stream", "shards/coco_val2017"))
-dataloader.evaluator.dataset_name = "coco_2017_val_stream"
+stream_splits(dataloader, "shards/coco_train2017", "shards/coco_val2017")

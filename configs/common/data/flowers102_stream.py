@@ -4,10 +4,7 @@
 #       --out datasets/shards/flowers102_trainval
 #   (the same with meta/test.txt -> datasets/shards/flowers102_test)
 from .flowers102 import NUM_CLASSES, TRAIN_IMAGES, dataloader
-from .stream import shards, stream_test, stream_train
+from .stream import stream_splits
 
-dataloader.train = stream_train(
-    dataloader.train, shards("flowers102_trainval_stream", "shards/flowers102_trainval"),
-    aspect_ratio_grouping=False)
-dataloader.test = stream_test(dataloader.test,
-                              shards("flowers102_test_stream", "shards/flowers102_test"))
+stream_splits(dataloader, "shards/flowers102_trainval", "shards/flowers102_test",
+              aspect_ratio_grouping=False)

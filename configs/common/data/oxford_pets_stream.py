@@ -5,11 +5,7 @@
 #       --out datasets/shards/oxford_pets_trainval
 #   (the same with annotations/test.txt -> datasets/shards/oxford_pets_test)
 from .oxford_pets import NUM_CLASSES, TRAIN_IMAGES, dataloader
-from .stream import shards, stream_test, stream_train
+from .stream import stream_splits
 
-dataloader.train = stream_train(
-    dataloader.train, shards("oxford_pets_trainval_stream",
-                             "shards/oxford_pets_trainval"),
-    aspect_ratio_grouping=False)
-dataloader.test = stream_test(dataloader.test, shards("oxford_pets_test_stream",
-                                                      "shards/oxford_pets_test"))
+stream_splits(dataloader, "shards/oxford_pets_trainval", "shards/oxford_pets_test",
+              aspect_ratio_grouping=False)

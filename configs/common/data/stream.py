@@ -3,6 +3,8 @@
 #   dataloader.train = stream_train(dataloader.train, shards("coco_2017_train_stream",
 #                                                           "datasets/shards/coco_train2017"))
 #   dataloader.test = stream_test(dataloader.test, shards("coco_2017_val_stream", ...))
+# or both at once, each registered as "<directory name>_stream":
+#   stream_splits(dataloader, "shards/coco_train2017", "shards/coco_val2017")
 # Write shards with `mona-shards` (see its --help); relative manifest paths are under
 # $DETECTRON2_DATASETS (default ./datasets), e.g. "shards/coco_train2017" (a directory holding
 # manifest.json). Options of the stream loaders
@@ -39,3 +41,13 @@ def stream_test(node, dataset, **options):
     """``node`` (a file-based test loader) reading ``dataset`` shards exactly once."""
     return L(build_stream_test_loader)(dataset=dataset, mapper=node.mapper,
                                        num_workers=node.num_workers, **options)
+
+
+def stream_splits(dataloader, train, test, **train_options):
+    """Switch ``dataloader.train`` / ``dataloader.test`` to the shard directories ``train``
+    / ``test``, registered as ``<directory name>_stream``; the evaluator follows the test
+    set's name."""
+    train_name, test_name = (f"{d.rstrip('/').split('/')[-1]}_stream" for d in (train, test))
+    dataloader.train = stream_train(dataloader.train, shards(train_name, train), **train_options)
+    dataloader.test = stream_test(dataloader.test, shards(test_name, test))
+    dataloader.evaluator.dataset_name = test_name

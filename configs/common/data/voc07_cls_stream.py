@@ -4,12 +4,8 @@
 #       --out datasets/shards/voc2007_cls_trainval
 #   mona-shards voc-cls --dataset voc_2007_test --shard-size 100 \
 #       --out datasets/shards/voc2007_cls_test
-from .stream import shards, stream_test, stream_train
+from .stream import stream_splits
 from .voc07_cls import NUM_CLASSES, TRAIN_IMAGES, dataloader
 
-dataloader.train = stream_train(
-    dataloader.train, shards("voc2007_cls_trainval_stream",
-                             "shards/voc2007_cls_trainval"),
-    aspect_ratio_grouping=False)
-dataloader.test = stream_test(dataloader.test, shards("voc2007_cls_test_stream",
-                                                      "shards/voc2007_cls_test"))
+stream_splits(dataloader, "shards/voc2007_cls_trainval", "shards/voc2007_cls_test",
+              aspect_ratio_grouping=False)
