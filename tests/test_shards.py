@@ -233,6 +233,25 @@ def test_truncated_tar_is_counted_and_stops_past_the_budget(copy_of, caplog):
         stream_eval(copy_of, 0.0)
 
 
+def test_tar_cut_at_a_member_boundary_is_not_silently_short(copy_of, data, caplog):
+    victim = copy_of / "shapes_instances_val-000003.tar"
+    with tarfile.open(victim) as archive:
+        members = archive.getmembers()
+    end = members[3].offset_data + -(-members[3].size // 512) * 512  # after 2 samples
+    victim.write_bytes(victim.read_bytes()[:end])
+    records, loader = stream_eval(copy_of, 0.01)
+    assert len(records) == 14 and loader.stats()["data_test/corrupt_truncated"] == 2
+    assert "ended after 2 of its 4 samples" in caplog.text
+    # a pipe: command that fails after its output: the samples it sent are not trusted
+    # beyond the last complete one before the failure; all losses are counted
+    directory = os.path.dirname(data["inst"])
+    pipe = ShardSet.from_manifests(data["inst"], url_template=f"pipe:head -c {end} "
+                                   f"{directory}/{{name}}; exit 3")
+    loader = build_stream_test_loader(pipe, None, corrupt_budget=1.0, rank=0, world_size=1)
+    assert len([b for b in loader]) == 4 and loader.stats()["data_test/corrupt_truncated"] == 12
+    assert "exited with status 3" in caplog.text
+
+
 def test_undecodable_image_is_counted_with_shard_and_key(copy_of, caplog):
     def damage(key, members):
         if key == "00000009":

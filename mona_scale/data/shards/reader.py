@@ -66,7 +66,8 @@ def _seeded(seed: int, restore: bool):
 def read_shard(shard: ShardInfo, counts: CorruptCounts,
                num_classes: int | None = None) -> Iterator[RawSample]:
     """Valid samples of one shard; invalid ones and those lost to truncation are counted
-    (and logged) in ``counts``, never dropped silently."""
+    (and logged) in ``counts``, never dropped silently. A tar cut at a member boundary
+    reads like a complete one: the manifest's sample count tells them apart."""
     read = 0
     try:
         for key, files in read_samples(shard.url):
@@ -77,9 +78,17 @@ def read_shard(shard: ShardInfo, counts: CorruptCounts,
             except InvalidSample as e:
                 counts.add(shard.name, "invalid", key, str(e))
     except TruncatedShard as e:
-        lost = max(1, shard.samples - read) if shard.samples is not None else 1
-        counts.add_seen(lost)
-        counts.add(shard.name, "truncated", None, f"{e} ({lost} sample(s) lost)", count=lost)
+        _lost(shard, read, counts, str(e))
+    else:
+        if shard.samples is not None and read < shard.samples:
+            _lost(shard, read, counts, f"shard {shard.url} ended after {read} of its "
+                                       f"{shard.samples} samples")
+
+
+def _lost(shard: ShardInfo, read: int, counts: CorruptCounts, reason: str) -> None:
+    lost = max(1, shard.samples - read) if shard.samples is not None else 1
+    counts.add_seen(lost)
+    counts.add(shard.name, "truncated", None, f"{reason} ({lost} sample(s) lost)", count=lost)
 
 
 def _has_instances(sample: RawSample) -> bool:

@@ -115,8 +115,8 @@ def read_samples(url: str, stream=None) -> Iterator[tuple[str, dict[str, bytes]]
             short is not yielded).
     """
     count, key, done, members = 0, None, None, {}
-    with contextlib.ExitStack() as stack:
-        try:
+    try:
+        with contextlib.ExitStack() as stack:  # closing a pipe: checks its exit status
             fileobj = stream if stream is not None else stack.enter_context(open_url(url))
             archive = stack.enter_context(tarfile.open(fileobj=fileobj, mode="r|"))
             for info in archive:
@@ -128,8 +128,8 @@ def read_samples(url: str, stream=None) -> Iterator[tuple[str, dict[str, bytes]]
                     count, done, members = count + 1, key, {}
                 key = member_key
                 members[ext] = archive.extractfile(info).read()
-        except (tarfile.TarError, EOFError, OSError, ValueError) as e:
-            raise TruncatedShard(url, count, done, e) from e
+    except (tarfile.TarError, EOFError, OSError, ValueError) as e:
+        raise TruncatedShard(url, count, done, e) from e
     if key is not None:
         yield key, members
 
