@@ -174,7 +174,7 @@ def test_resumed_training_stream_continues_where_it_stopped(data, workers):
 
     def loader(seed=3):
         return build_stream_train_loader(shards, train_mapper(), 4, num_workers=workers,
-                                         seed=seed, shuffle_buffer=3, segment_batches=3,
+                                         seed=seed, shuffle_buffer=3, segment_samples=6,
                                          rank=0, world_size=2)
     rng_before = np.random.get_state()[1].copy()
     full = batches(loader(), 8)

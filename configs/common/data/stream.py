@@ -8,7 +8,7 @@
 # Write shards with `mona-shards` (see its --help); relative manifest paths are under
 # $DETECTRON2_DATASETS (default ./datasets), e.g. "shards/coco_train2017" (a directory holding
 # manifest.json). Options of the stream loaders
-# (shuffle_buffer, corrupt_budget, segment_batches, ...): mona_scale.data.shards.loader.
+# (shuffle_buffer, corrupt_budget, segment_samples, ...): mona_scale.data.shards.loader.
 from mona_scale.data.shards import (
     build_stream_test_loader,
     build_stream_train_loader,

@@ -183,9 +183,9 @@ def _rank_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
 
 
 def build_stream_train_loader(dataset: ShardSet, mapper, total_batch_size: int, *,
-                              num_workers: int = 0, seed: int = 0, shuffle_buffer: int = 500,
+                              num_workers: int = 0, seed: int = 0, shuffle_buffer: int = 256,
                               aspect_ratio_grouping: bool = True, filter_empty: bool = True,
-                              segment_batches: int = 1000, corrupt_budget: float = 0.001,
+                              segment_samples: int = 8192, corrupt_budget: float = 0.001,
                               rank: int | None = None,
                               world_size: int | None = None) -> StreamingLoader:
     """An infinite, resumable training stream (the streaming ``dataloader.train``).
@@ -197,7 +197,7 @@ def build_stream_train_loader(dataset: ShardSet, mapper, total_batch_size: int, 
         num_workers: DataLoader workers per rank.
         seed: stream seed (``${train.seed}``); None or negative picks a random seed shared
             by all ranks (exact resume then needs that seed: set ``train.seed``).
-        shuffle_buffer, aspect_ratio_grouping, filter_empty, segment_batches: see
+        shuffle_buffer, aspect_ratio_grouping, filter_empty, segment_samples: see
             :class:`~.reader.ShardStream`.
         corrupt_budget: allowed corrupt fraction of samples seen (default 0.1 %).
         rank, world_size: default detectron2's ``comm`` values.
@@ -212,7 +212,7 @@ def build_stream_train_loader(dataset: ShardSet, mapper, total_batch_size: int, 
                          rank=rank, world_size=world_size, num_workers=num_workers,
                          shuffle_buffer=shuffle_buffer,
                          aspect_ratio_grouping=aspect_ratio_grouping,
-                         filter_empty=filter_empty, segment_batches=segment_batches,
+                         filter_empty=filter_empty, segment_samples=segment_samples,
                          budget=corrupt_budget)
     return StreamingLoader(stream, num_workers, corrupt_budget, "data/")
 

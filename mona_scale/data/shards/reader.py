@@ -9,14 +9,17 @@ yields ``[mapped]`` lists (batch 1, like detectron2's test loader): together the
 of all ranks cover every sample exactly once.
 
 **Training**: each stream is infinite and organised in *restarts* of ``segment_batches``
-batches. Restart ``r`` of stream ``(rank, worker)`` draws shards with replacement from the
-stream's shards, passes samples through a shuffle buffer and groups them into batches of
-``batch_size`` (by aspect ratio, ``width > height`` from the annotations, when
-``aspect_ratio_grouping``), all from a generator seeded by ``(seed, rank, worker, r)``;
-each sample's mapper call runs with python/numpy/torch RNGs seeded by its position, so the
-augmentations too are a function of ``(seed, rank, worker, position)``. A stream resumed
-after ``n`` batches starts restart ``n // segment_batches`` and skips ``n %
-segment_batches`` batches by reading their samples without decoding or mapping them.
+batches (``segment_samples // batch_size``). Restart ``r`` of stream ``(rank, worker)``
+draws shards with replacement from the stream's shards, passes samples through a shuffle
+buffer and groups them into batches of ``batch_size`` (by aspect ratio, ``width > height``
+from the annotations, when ``aspect_ratio_grouping``), all from a generator seeded by
+``(seed, rank, worker, r)``; each sample's mapper call runs with python/numpy/torch RNGs
+seeded by its position, so the augmentations too are a function of ``(seed, rank, worker,
+position)``. A stream resumed after ``n`` batches starts restart ``n // segment_batches``
+and skips ``n % segment_batches`` batches by reading their samples without decoding or
+mapping them. The shuffle buffer restarts with each restart (what is left in it is not
+used), so a restart costs at most ``shuffle_buffer`` extra reads and a resume at most
+``segment_samples``.
 
 Every item a stream yields is ``(batch, counts)``: the batch (``None`` for a final
 counts-only item) and the corrupt-data counts since the previous item
@@ -111,26 +114,27 @@ class ShardStream(IterableDataset):
         shuffle_buffer: samples held for shuffling, per stream (training).
         aspect_ratio_grouping: batch landscape and portrait images separately (training).
         filter_empty: skip images without non-crowd instances (training, detection).
-        segment_batches: batches per restart (bounds what a resume reads to skip).
-        budget: allowed corrupt fraction (checked per worker only to stop a stream that
-            finds no readable sample; the loader checks the budget over all workers).
+        segment_samples: samples per restart (bounds what a resume reads to skip).
+        budget: allowed corrupt fraction (for messages: the loader in the main process
+            checks it over all workers).
     """
 
     def __init__(self, shards: ShardSet, mapper=None, *, training: bool, batch_size: int = 1,
                  seed: int = 0, rank: int = 0, world_size: int = 1, num_workers: int = 0,
-                 shuffle_buffer: int = 500, aspect_ratio_grouping: bool = True,
-                 filter_empty: bool = True, segment_batches: int = 1000, budget: float = 0.001):
+                 shuffle_buffer: int = 256, aspect_ratio_grouping: bool = True,
+                 filter_empty: bool = True, segment_samples: int = 8192,
+                 budget: float = 0.001):
         self.shards, self.mapper, self.training = shards, mapper, training
         self.batch_size, self.seed = batch_size, seed
         self.rank, self.world_size, self.workers = rank, world_size, max(1, num_workers)
         self.in_main_process = num_workers == 0
         self.shuffle_buffer, self.aspect_ratio_grouping = shuffle_buffer, aspect_ratio_grouping
-        self.filter_empty, self.segment_batches, self.budget = (
-            filter_empty, segment_batches, budget)
+        self.filter_empty, self.budget = filter_empty, budget
+        self.segment_batches = max(1, segment_samples // max(1, batch_size))
         self.num_classes = len(shards.classes) or None
         self.start = 0  # batches this rank drew before (set by the loader on resume)
-        if batch_size < 1 or segment_batches < 1 or shuffle_buffer < 1:
-            raise ValueError("batch_size, segment_batches and shuffle_buffer must be >= 1")
+        if batch_size < 1 or segment_samples < 1 or shuffle_buffer < 1:
+            raise ValueError("batch_size, segment_samples and shuffle_buffer must be >= 1")
         if seed < 0:
             raise ValueError(f"the stream's seed must be >= 0, got {seed}")
         streams = world_size * self.workers
