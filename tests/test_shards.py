@@ -302,6 +302,15 @@ def test_training_stream_reports_corrupt_counts_to_event_storage(copy_of):
     assert loader.stats()["data/corrupt_samples"] == latest["data/corrupt_samples"]
 
 
+def test_training_stream_without_readable_samples_stops_instead_of_hanging(copy_of):
+    for tar in copy_of.glob("*.tar"):
+        tar.write_bytes(tar.read_bytes()[:100])
+    loader = build_stream_train_loader(ShardSet.from_manifests(str(copy_of)), None, 2,
+                                       rank=0, world_size=1, corrupt_budget=1.0)
+    with pytest.raises(CorruptDataError, match="gave no usable sample"):
+        batches(loader, 1)
+
+
 def test_budget_allows_a_fraction_of_at_least_a_thousand():
     assert budget.allowed_corrupt(0.001, 10) == 1.0
     assert budget.allowed_corrupt(0.001, 50_000) == 50.0

@@ -197,16 +197,17 @@ class ShardStream(IterableDataset):
         barren = 0
         while True:
             shard = rng.choice(shards)
-            found = False
+            usable = False
             for sample in read_shard(shard, counts, self.num_classes):
-                found = True
                 if not self.filter_empty or _has_instances(sample):
+                    usable = True
                     yield sample
-            barren = 0 if found else barren + 1
+            barren = 0 if usable else barren + 1
             if barren > 2 * len(shards) + 8:
                 raise CorruptDataError(
-                    f"rank {self.rank}: {barren} shard reads in a row gave no valid sample "
-                    f"(shards {[s.name for s in shards]}); see the corrupt-data log lines")
+                    f"rank {self.rank}: {barren} shard reads in a row gave no usable sample "
+                    f"(valid{', with instances' if self.filter_empty else ''}) from shards "
+                    f"{[s.name for s in shards]}; see the corrupt-data log lines")
 
     def _raw_batches(self, rng: random.Random, shards: list[ShardInfo],
                      counts: CorruptCounts) -> Iterator[list[RawSample]]:
