@@ -403,7 +403,9 @@ def test_urls_brace_patterns_pipe_and_file(data):
     assert expand_urls("a-{000..002}.tar") == ["a-000.tar", "a-001.tar", "a-002.tar"]
     assert expand_urls(["x{a,b}", "y"]) == ["xa", "xb", "y"]
     pattern = os.path.join(directory, "shapes_instances_val-{000000..000003}.tar")
-    by_path = ShardSet.from_urls(pattern)
+    by_path = shard_dataset("t_urls", urls=pattern, task="instances",
+                            classes=["circle", "square", "triangle"])
+    assert len(by_path.shards) == 4 and by_path.num_samples is None
     by_pipe = ShardSet.from_manifests(f"pipe:cat {directory}/manifest.json",
                                       url_template=f"pipe:cat {directory}/{{name}}")
     by_file = ShardSet.from_manifests(f"file://{directory}/manifest.json")

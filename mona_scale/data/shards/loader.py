@@ -66,8 +66,9 @@ _CLASS_KEYS = {"instances": "thing_classes", "sem_seg": "stuff_classes",
                "classification": "classes"}
 
 
-def shard_dataset(name: str, manifests: str | list[str],
-                  url_template: str | None = None) -> ShardSet:
+def shard_dataset(name: str, manifests: str | list[str] | None = None,
+                  url_template: str | None = None, urls: str | list[str] | None = None,
+                  task: str = "unknown", classes: list[str] | None = None) -> ShardSet:
     """The shards of one or more manifests, registered as dataset ``name`` for evaluators.
 
     ``DatasetCatalog.get(name)`` returns :func:`shard_dicts`; ``MetadataCatalog.get(name)``
@@ -79,11 +80,17 @@ def shard_dataset(name: str, manifests: str | list[str],
         name: dataset name (what ``dataloader.evaluator.dataset_name`` refers to).
         manifests: manifest path(s) / directories / ``file://`` or ``pipe:`` URLs.
         url_template: shard URL with ``{name}``; default: next to the manifest.
+        urls: instead of manifests: shard URLs or brace patterns
+            (``pipe:curl -s https://host/coco-{000000..000295}.tar``), with ``task`` and
+            ``classes``; without sample counts such a set can train, not evaluate.
 
     Returns:
         The :class:`~.manifest.ShardSet`, with ``name`` set, for the loaders.
     """
-    shards = ShardSet.from_manifests(manifests, url_template)
+    if (manifests is None) == (urls is None):
+        raise ValueError(f"shard_dataset({name!r}) needs manifests or urls (one of them)")
+    shards = (ShardSet.from_manifests(manifests, url_template) if urls is None
+              else ShardSet.from_urls(urls, task, classes))
     shards.name = name
     if name in DatasetCatalog:
         DatasetCatalog.remove(name)
