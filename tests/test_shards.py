@@ -340,6 +340,13 @@ def test_writer_resumes_keeping_finished_shards_and_reports_invalid(data, tmp_pa
     with pytest.raises(CorruptDataError, match="worst shard val-000001.tar"):
         write_shards(source, str(tmp_path / "strict"), shard_size=4, max_invalid=0.0,
                      progress=False)
+    # the command line: COCO json + images -> the file loader's dicts (ids mapped)
+    base = os.path.join(data["root"], "shapes_instances")
+    assert mona_shards(["coco", "--json", os.path.join(base, "val.json"), "--images",
+                        os.path.join(base, "val"), "--out", str(tmp_path / "cli"),
+                        "--shard-size", "8", "--no-progress"]) == 0
+    assert strip(shard_dicts(ShardSet.from_manifests(str(tmp_path / "cli")))) == \
+        strip(file_dicts(data, "shapes_instances_val", N_INST))
 
 
 def write_jpeg(path, size, colour):
