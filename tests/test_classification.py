@@ -3,6 +3,8 @@ the ImageFolder / split-file / VOC readers (with missing and unreadable files) a
 train / test augmentations."""
 from __future__ import annotations
 
+import math
+
 from mona_scale.data.cls_readers import (
     image_folder_dicts,
     split_file_dicts,
@@ -202,3 +204,31 @@ def test_random_resized_crop_and_center_crop():
     aug = T.AugInput(image.copy())
     CenterCrop(100)(aug)  # larger than the image: clamped
     assert aug.image.shape == image.shape
+
+
+@pytest.mark.parametrize("name, classes, images, lr", [
+    ("flowers102", 102, 2040, 3.125e-5), ("oxford_pets", 37, 3680, 3.125e-5),
+    ("voc07", 20, 5011, 1.5625e-5), ("voc07_multilabel", 20, 5011, 1.5625e-5)])
+def test_classification_paper_configs(name, classes, images, lr):
+    from mona_scale.engine.config import load_config
+    from mona_scale.engine.defaults import find_backbone
+
+    from detectron2.config import instantiate
+
+    cfg = load_config(f"configs/classification/{name}_swin_l_mona.py", ["tuning.method=lora"])
+    epoch = -(-images // 16)
+    assert cfg.train.max_iter == 100 * epoch and cfg.dataloader.train.total_batch_size == 16
+    assert (cfg.optimizer.lr, cfg.optimizer.weight_decay, cfg.train.clip_grad) == (lr, 0.05, 5)
+    schedule = instantiate(cfg.lr_multiplier)
+    assert schedule(0.2) == pytest.approx((1 + math.cos(0.2 * math.pi)) / 2 * 0.99 + 0.01)
+    assert schedule(0.1) < schedule(0.19) and schedule(1.0) == pytest.approx(0.01)
+    train_augs = cfg.dataloader.train.mapper.augmentations
+    assert train_augs[0]._target_ is RandomResizedCrop and train_augs[0].size == 224
+    test_augs = cfg.dataloader.test.mapper.augmentations
+    assert test_augs[0].short_edge_length == 256 and test_augs[1].size == 224
+    with torch.device("meta"):
+        model = instantiate(cfg.model)
+    assert find_backbone(model).tuning_method == "lora"
+    assert model.head.out_features == classes and model.head.in_features == 1536
+    assert model.multi_label == (name == "voc07_multilabel") == cfg.dataloader.evaluator.get(
+        "multi_label", False)

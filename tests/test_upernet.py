@@ -124,3 +124,33 @@ def test_syncbn_trains_in_one_process_and_becomes_naive_syncbn_on_cpu(tiny_swin)
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     assert norms and all(isinstance(m, NaiveSyncBatchNorm) for m in norms)
     assert torch.isfinite(model(inputs([(64, 64), (64, 64)]))["loss_aux"])
+
+
+def test_ade20k_paper_config_encodes_the_recipe():
+    from mona_scale.adapters.report import REFERENCE_COUNTS
+    from mona_scale.data.seg_transforms import ResizeRatioRange
+    from mona_scale.engine.config import load_config
+    from mona_scale.engine.defaults import find_backbone
+
+    from detectron2.config import instantiate
+
+    cfg = load_config("configs/ade20k/upernet_swin_l_mona_160k.py")
+    assert (cfg.optimizer.lr, cfg.optimizer.weight_decay) == (3e-4, 0.01)
+    assert cfg.train.max_iter == 160000 and cfg.dataloader.train.total_batch_size == 16
+    schedule = instantiate(cfg.lr_multiplier)
+    assert schedule(0.0) == pytest.approx(1e-6)  # linear warmup from 1e-6
+    assert schedule(1500 / 160000) == pytest.approx(1 - 1500 / 160000)  # warmup ends
+    assert schedule(0.5) == pytest.approx(0.5) and schedule(0.999) == pytest.approx(0.001)
+    augs = cfg.dataloader.train.mapper.augmentations
+    assert augs[0]._target_ is ResizeRatioRange and tuple(augs[0].ratio_range) == (0.5, 2.0)
+    assert tuple(augs[1].crop_size) == (512, 512) and augs[1].single_category_max_area == 0.75
+    assert cfg.dataloader.test.mapper.augmentations[0].max_size == 2048
+    with torch.device("meta"):
+        model = instantiate(cfg.model)  # Swin-L channels match the heads' input_shape
+    backbone = find_backbone(model)
+    assert backbone.tuning_method == "mona" and backbone.blocks[-1].drop_path.rate == 0.2
+    assert sum(p.numel() for p in backbone.parameters() if p.requires_grad) == (
+        REFERENCE_COUNTS[("swin_l", "mona")][0])
+    assert model.decode_head.predictor.out_channels == model.aux_head.predictor.out_channels == 150
+    assert model.aux_head.in_features == ["res4"] and model.aux_weight == 0.4
+    assert model.ignore_value == 255 and model.decode_head.fpn_bottleneck.out_channels == 512
