@@ -124,7 +124,8 @@ def split_file_dicts(split_file: str, image_root: str | None = None, num_classes
         with open(split_file) as f:
             lines = f.read().splitlines()
     except OSError as e:
-        raise FileNotFoundError(f"split file {split_file!r} cannot be read: {e}") from e
+        raise FileNotFoundError(f"split file {split_file!r} cannot be read ({e}); expected "
+                                f"lines '<image path relative to {image_root}> <label>'") from e
     dicts = []
     for number, line in enumerate(lines, 1):
         fields = line.split()
@@ -161,7 +162,8 @@ def voc_classification_dicts(dataset_name: str = "voc_2007_trainval",
         dataset_name: the detection dataset.
         multi_label: multi-hot over the 20 classes of every object in the image; otherwise
             the single label is the class of the image's largest object box (the paper
-            evaluates VOC07 as single-label 20-way classification).
+            evaluates VOC07 as single-label 20-way classification). Objects marked
+            ``difficult`` count like the others (detectron2's VOC loader keeps them).
 
     Returns:
         One dict per image with at least one object.
