@@ -4,7 +4,7 @@ import json
 import os
 
 from mona_scale.engine.checkpoint import (
-    AtomicCheckpointer,
+    Checkpointer,
     PeriodicCheckpointHook,
     rng_state,
     set_rng_state,
@@ -18,6 +18,7 @@ from mona_scale.engine.trainer import MonaTrainer
 import numpy as np
 import pytest
 import torch
+from detectron2.engine import HookBase
 from detectron2.utils.events import EventStorage
 from torch import nn
 
@@ -107,39 +108,48 @@ def _trainer(model, tmp_path, period):
     model, optimizer = strategy.setup(model, lambda m: torch.optim.SGD(m.parameters(), lr=0.1))
     data = iter(lambda: torch.ones(3), None)
     trainer = MonaTrainer(model, data, optimizer, strategy)
-    checkpointer = AtomicCheckpointer(model, str(tmp_path), trainer=trainer, optimizer=optimizer)
+    checkpointer = Checkpointer(str(tmp_path), strategy, model, optimizer, trainer)
     trainer.register_hooks([PeriodicCheckpointHook(checkpointer, period, max_to_keep=2)])
     return trainer, checkpointer
 
 
 def test_nan_loss_stops_with_iteration_and_terms_and_keeps_last_checkpoint(tmp_path):
-    trainer, _ = _trainer(_LossModel(nan_at=7), tmp_path, period=2)
+    trainer, checkpointer = _trainer(_LossModel(nan_at=7), tmp_path, period=2)
     with pytest.raises(FloatingPointError, match=r"iteration 7.*'loss_a': nan.*'loss_b': 1.0"):
         trainer.train(0, 10)
-    assert (tmp_path / "last_checkpoint").read_text() == "model_0000005.pth"
-    state = torch.load(tmp_path / "model_0000005.pth", weights_only=True)
-    assert state["trainer"]["iteration"] == 5 and torch.isfinite(state["model"]["weight"]).all()
-    assert len(state["rng"]) == 1  # one RNG state per rank
-    assert sorted(os.listdir(tmp_path)) == ["last_checkpoint", "model_0000003.pth",
-                                            "model_0000005.pth"]  # keep-last-2 pruned 0001
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0000005"
+    assert sorted(os.listdir(tmp_path)) == ["last_checkpoint", "model_0000003",
+                                            "model_0000005"]  # keep-last-2 pruned 0001
+    assert sorted(os.listdir(tmp_path / "model_0000005")) == [
+        ".metadata", "__0_0.distcp", "meta.json", "rank0.pt", "trainer.pt"]
+    trainer.model.weight.data.fill_(float("nan"))
+    checkpointer.load(checkpointer.last_checkpoint())
+    assert trainer.iter == 5 and trainer.batches_drawn == 6
+    assert torch.isfinite(trainer.model.weight).all()
+    assert not (tmp_path / "model_final.pth").exists()  # the run did not finish
 
 
-def test_killed_save_leaves_previous_checkpoint(tmp_path, monkeypatch):
-    trainer, checkpointer = _trainer(_LossModel(nan_at=100), tmp_path, period=1000)
-    with EventStorage(0):
-        checkpointer.save("model_good")
+def test_stop_request_saves_and_ends_the_loop(tmp_path):
+    trainer, _ = _trainer(_LossModel(nan_at=100), tmp_path, period=1000)
 
-        def dying_save(obj, f, *args, **kwargs):
-            f.write(b"partial bytes")
-            raise KeyboardInterrupt("killed mid-save")
+    class StopAt3(HookBase):
+        def after_step(self):
+            self.trainer.stop_requested = self.trainer.iter == 3
 
-        monkeypatch.setattr(torch, "save", dying_save)
-        with pytest.raises(KeyboardInterrupt):
-            checkpointer.save("model_bad")
-    monkeypatch.undo()
-    assert sorted(os.listdir(tmp_path)) == ["last_checkpoint", "model_good.pth"]
-    assert (tmp_path / "last_checkpoint").read_text() == "model_good.pth"
-    assert "model" in torch.load(tmp_path / "model_good.pth", weights_only=True)
+    trainer.register_hooks([StopAt3()])  # runs after the checkpoint hook: seen next step
+    trainer._hooks.insert(0, trainer._hooks.pop())  # before it, as do_train orders them
+    trainer.train(0, 10)
+    assert trainer.iter == 3
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0000003"
+    assert not (tmp_path / "model_final.pth").exists()
+
+
+def test_finished_run_writes_consolidated_weights(tmp_path):
+    trainer, _ = _trainer(_LossModel(nan_at=100), tmp_path, period=1000)
+    trainer.train(0, 4)
+    final = torch.load(tmp_path / "model_final.pth", weights_only=True)
+    assert torch.equal(final["model"]["weight"], trainer.model.weight.detach())
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0000003"
 
 
 def test_rng_state_round_trip():
@@ -162,9 +172,9 @@ class _Quadratic(nn.Module):
 
 
 def _run(model, batches, precision="fp32", **kwargs):
-    strategy = build_strategy("ddp", Precision(precision))
+    strategy = build_strategy("ddp", Precision(precision), **kwargs)
     model, optimizer = strategy.setup(model, lambda m: torch.optim.SGD(m.parameters(), lr=0.1))
-    trainer = MonaTrainer(model, iter(batches), optimizer, strategy, **kwargs)
+    trainer = MonaTrainer(model, iter(batches), optimizer, strategy)
     with EventStorage(0) as storage:
         trainer.iter = 0
         trainer.storage = storage

@@ -58,7 +58,8 @@ def trained(tmp_path_factory):
 def test_training_writes_config_metrics_and_checkpoints(trained):
     _, out = trained
     assert (out / "config.yaml").is_file()
-    assert (out / "last_checkpoint").read_text() == "model_final.pth"
+    assert (out / "last_checkpoint").read_text() == "model_0000011"
+    assert (out / "model_final.pth").is_file()  # consolidated weights
     records = read_metrics(out)
     losses = [r["total_loss"] for r in records if "total_loss" in r]
     assert len(losses) == 12

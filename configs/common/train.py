@@ -9,12 +9,20 @@ train = dict(
     checkpointer=dict(period=5000, max_to_keep=3),
     seed=0,  # < 0: random
     device="cuda",
-    strategy="ddp",  # ddp (fsdp, deepspeed: planned)
+    strategy="ddp",  # ddp | fsdp | deepspeed: same losses, different memory per rank
     ddp=dict(find_unused_parameters=False),
+    # FSDP2 per Swin block and head; frozen weights replicated unless shard_frozen=True;
+    # param_dtype / reduce_dtype: "" (parameter dtype) | fp32 | bf16 | fp16
+    # per_block=False: one unit for the whole model (fewest collectives, for small adapters)
+    fsdp=dict(reshard_after_forward=True, shard_frozen=False, per_block=True, param_dtype="",
+              reduce_dtype=""),
+    # ZeRO stage 1 / 2 / 3 (3 also shards the frozen backbone); optimizer state offload
+    deepspeed=dict(stage=2, offload_optimizer=False),
     precision="fp32",  # fp32 | bf16 | fp16
     activation_checkpointing=False,  # per Swin block, non-reentrant
     grad_accum=1,  # micro-batches per optimizer step
     clip_grad=0.0,  # max global grad norm, 0 = off
+    stop_at_iter=0,  # checkpoint and exit after this iteration, as if preempted; 0 = off
     # wandb: mode auto = online with WANDB_API_KEY, else offline (files in output_dir/wandb)
     wandb=dict(enabled=True, project="mona_scale", name="", mode="auto"),
 )

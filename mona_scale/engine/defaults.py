@@ -22,17 +22,18 @@ from detectron2.utils.registry import locate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from .checkpoint import AtomicCheckpointer, PeriodicCheckpointHook
+from .checkpoint import AtomicCheckpointer, Checkpointer, PeriodicCheckpointHook
 from .config import save_config
+from .evaluation import EqualLengthLoader, SkipPadding
 from .optim import param_groups
 from .precision import Precision
-from .strategies import build_strategy
+from .strategies import Strategy, build_strategy
 from .trainer import MonaTrainer
 from .wandb_writer import WandbWriter
 from .writers import MemoryHook, default_writers
 
 __all__ = ["setup_run", "build_model", "find_backbone", "load_init_checkpoint", "do_test",
-           "do_train", "optimizer_factory", "run"]
+           "do_train", "optimizer_factory", "build_run_strategy", "run"]
 
 logger = logging.getLogger("mona_scale")
 
@@ -81,8 +82,15 @@ def load_init_checkpoint(model: nn.Module, path: str) -> str:
 
 
 def build_model(cfg: DictConfig) -> nn.Module:
-    """Instantiate ``cfg.model`` on ``train.device`` with activation checkpointing set."""
-    model = instantiate(cfg.model)
+    """Instantiate ``cfg.model`` on ``train.device`` with activation checkpointing set.
+
+    Every rank draws the same initial weights (from ``train.seed``; a shared random seed
+    when negative): sharding strategies take each rank's shard from its own copy.
+    """
+    seed = int(cfg.train.get("seed", 0))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(comm.shared_random_seed() if seed < 0 else seed)
+        model = instantiate(cfg.model)
     backbone = find_backbone(model)
     if backbone is not None:
         backbone.set_activation_checkpointing(bool(cfg.train.get("activation_checkpointing")))
@@ -93,12 +101,20 @@ def build_model(cfg: DictConfig) -> nn.Module:
     return model
 
 
-def do_test(cfg: DictConfig, model: nn.Module) -> dict:
-    """Evaluate on ``dataloader.test`` with ``dataloader.evaluator``; returns the results."""
-    if "evaluator" not in cfg.dataloader or "test" not in cfg.dataloader:
-        return {}
-    results = inference_on_dataset(model, instantiate(cfg.dataloader.test),
-                                   instantiate(cfg.dataloader.evaluator))
+def do_test(cfg: DictConfig, model: nn.Module, strategy: Strategy | None = None) -> dict:
+    """Evaluate on ``dataloader.test`` with ``dataloader.evaluator``; returns the results.
+
+    Args:
+        cfg: the config.
+        model: the model (as the strategy wrapped it, when training).
+        strategy: the training strategy; sharded ones get equal forward counts per rank.
+    """
+    if cfg.dataloader.get("evaluator") is None or cfg.dataloader.get("test") is None:
+        return {}  # no evaluation configured (or dataloader.evaluator=null)
+    loader, evaluator = instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator)
+    if strategy is not None and strategy.collective_forward:
+        loader, evaluator = EqualLengthLoader(loader), SkipPadding(evaluator)
+    results = inference_on_dataset(model, loader, evaluator)
     if comm.is_main_process() and results:
         print_csv_format(results)
     return results
@@ -129,35 +145,72 @@ def _writers(cfg: DictConfig) -> list:
     return writers
 
 
-def do_train(cfg: DictConfig, model: nn.Module, resume: bool = False) -> None:
-    """Train ``model`` as ``cfg.train`` says, with periodic checkpoints and evaluation."""
+def build_run_strategy(cfg: DictConfig) -> Strategy:
+    """The strategy ``train.strategy`` names, with ``train.<strategy>`` options."""
     train = cfg.train
     precision = Precision(train.get("precision", "fp32"), torch.device(train.device).type)
-    strategy_name = train.get("strategy", "ddp")
-    strategy = build_strategy(strategy_name, precision, **dict(train.get(strategy_name) or {}))
+    name = train.get("strategy", "ddp")
+    return build_strategy(name, precision, grad_accum=int(train.get("grad_accum", 1)),
+                          clip_grad=float(train.get("clip_grad", 0.0)),
+                          **dict(train.get(name) or {}))
+
+
+def do_train(cfg: DictConfig, model: nn.Module, resume: bool = False) -> None:
+    """Train ``model`` as ``cfg.train`` says, with periodic checkpoints and evaluation.
+
+    Pretrained weights (``train.init_checkpoint``) load before the strategy wraps the model;
+    a resumed run loads its last checkpoint after (the strategy reads its own shards).
+    """
+    train = cfg.train
+    strategy = build_run_strategy(cfg)
+    checkpointer = Checkpointer(train.output_dir, strategy, model)
+    last = checkpointer.last_checkpoint() if resume else None
+    if last is None and train.init_checkpoint:
+        load_init_checkpoint(model, train.init_checkpoint)
     wrapped, optimizer = strategy.setup(model, optimizer_factory(cfg))
-    trainer = MonaTrainer(wrapped, instantiate(cfg.dataloader.train), optimizer, strategy,
-                          grad_accum=int(train.get("grad_accum", 1)),
-                          clip_grad=float(train.get("clip_grad", 0.0)))
-    checkpointer = AtomicCheckpointer(model, train.output_dir, trainer=trainer,
-                                      optimizer=optimizer)
+    trainer = MonaTrainer(wrapped, instantiate(cfg.dataloader.train), optimizer, strategy)
+    checkpointer.model, checkpointer.optimizer, checkpointer.trainer = wrapped, optimizer, trainer
     trainer.register_hooks([
         hooks.IterationTimer(),
         MemoryHook(),
         hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
+        StopAtIteration(int(train.get("stop_at_iter", 0) or 0)),
         PeriodicCheckpointHook(checkpointer, **train.checkpointer),
-        hooks.EvalHook(train.eval_period, lambda: do_test(cfg, model)),
+        hooks.EvalHook(train.eval_period, lambda: do_test(cfg, wrapped, strategy)),
         hooks.PeriodicWriter(_writers(cfg), period=train.log_period)
         if comm.is_main_process() else None,
     ])
     start_iter = 0
-    if resume and checkpointer.has_checkpoint():
-        checkpointer.resume_or_load("", resume=True)
+    if last is not None:
+        checkpointer.load(last)
         start_iter = trainer.iter + 1
-        logger.info(f"resuming at iteration {start_iter}")
-    elif train.init_checkpoint:
-        load_init_checkpoint(model, train.init_checkpoint)
+        logger.info(f"resuming at iteration {start_iter} from {last}")
     trainer.train(start_iter, train.max_iter)
+
+
+class StopAtIteration(hooks.HookBase):
+    """``train.stop_at_iter=N``: stop (checkpoint and exit cleanly) after iteration N as a
+    preempted job would; 0 = off. For time-sliced jobs and resume tests."""
+
+    def __init__(self, stop_at_iter: int):
+        self.stop_at_iter = stop_at_iter
+
+    def after_step(self) -> None:
+        if self.stop_at_iter and self.trainer.iter + 1 == self.stop_at_iter:
+            self.trainer.stop_requested = True
+
+
+def _load_for_evaluation(cfg: DictConfig, model: nn.Module, resume: bool) -> None:
+    """``--eval-only``: the last checkpoint's weights (``--resume``) or init_checkpoint."""
+    last = Checkpointer(cfg.train.output_dir, None, model).last_checkpoint() if resume else None
+    if last is None:
+        if cfg.train.init_checkpoint:
+            load_init_checkpoint(model, cfg.train.init_checkpoint)
+        return
+    from mona_scale.export import load_checkpoint_weights
+
+    model.load_state_dict(load_checkpoint_weights(last))
+    logger.info(f"evaluating the weights of {last}")
 
 
 def run(cfg: DictConfig, eval_only: bool = False, resume: bool = False) -> dict:
@@ -165,11 +218,7 @@ def run(cfg: DictConfig, eval_only: bool = False, resume: bool = False) -> dict:
     setup_run(cfg, eval_only)
     model = build_model(cfg)
     if eval_only:
-        checkpointer = AtomicCheckpointer(model, cfg.train.output_dir)
-        if resume and checkpointer.has_checkpoint():
-            checkpointer.resume_or_load("", resume=True)
-        elif cfg.train.init_checkpoint:
-            load_init_checkpoint(model, cfg.train.init_checkpoint)
+        _load_for_evaluation(cfg, model, resume)
         return do_test(cfg, model)
     do_train(cfg, model, resume)
     return {}

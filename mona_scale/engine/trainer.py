@@ -3,11 +3,14 @@
 One iteration is one optimizer step over ``grad_accum`` micro-batches. A non-finite loss
 stops the run before its backward pass with a ``FloatingPointError`` naming the iteration
 and the loss terms (collectively: every rank stops at the same iteration, so none hangs),
-and no checkpoint is written after it.
+and no checkpoint is written after it. A stop request (preemption signal, or
+``train.stop_at_iter``) ends the loop after the current iteration's hooks, which save a
+checkpoint first.
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Iterable, Mapping
 
@@ -16,7 +19,7 @@ import torch
 import torch.distributed as dist
 from detectron2.engine import TrainerBase
 from detectron2.utils import comm
-from detectron2.utils.events import get_event_storage
+from detectron2.utils.events import EventStorage, get_event_storage
 from torch import nn
 
 from .strategies import Strategy
@@ -31,25 +34,58 @@ class MonaTrainer(TrainerBase):
         model: the wrapped model (from ``strategy.setup``).
         data_loader: an iterable of batches.
         optimizer: the optimizer (from ``strategy.setup``).
-        strategy: the :class:`~mona_scale.engine.strategies.Strategy`.
-        grad_accum: micro-batches per optimizer step.
-        clip_grad: max global gradient norm (0 = no clipping).
+        strategy: the :class:`~mona_scale.engine.strategies.Strategy` (it holds
+            ``grad_accum`` and ``clip_grad``).
     """
 
     def __init__(self, model: nn.Module, data_loader: Iterable, optimizer: torch.optim.Optimizer,
-                 strategy: Strategy, grad_accum: int = 1, clip_grad: float = 0.0):
+                 strategy: Strategy):
         super().__init__()
-        if grad_accum < 1:
-            raise ValueError(f"train.grad_accum must be >= 1, got {grad_accum}")
+        if strategy.grad_accum < 1:
+            raise ValueError(f"train.grad_accum must be >= 1, got {strategy.grad_accum}")
         self.model, self.data_loader, self.optimizer = model, data_loader, optimizer
-        self.strategy, self.grad_accum, self.clip_grad = strategy, grad_accum, clip_grad
+        self.strategy, self.grad_accum = strategy, strategy.grad_accum
         self._data_loader_iter_obj = None
+        self.batches_drawn = 0  # this rank's batches taken from the loader (its position)
+        self.stop_requested = False
 
     @property
     def _data_loader_iter(self):
         if self._data_loader_iter_obj is None:
+            resume_from = getattr(self.data_loader, "resume_from", None)
+            if self.batches_drawn and resume_from is None:
+                raise TypeError(f"{type(self.data_loader).__name__} cannot resume at batch "
+                                f"{self.batches_drawn}: build dataloader.train with "
+                                f"mona_scale.data.build_train_loader or a streaming loader")
+            if self.batches_drawn:
+                resume_from(self.batches_drawn)
             self._data_loader_iter_obj = iter(self.data_loader)
         return self._data_loader_iter_obj
+
+    def train(self, start_iter: int, max_iter: int) -> None:
+        """detectron2's loop, which also ends after an iteration whose hooks saw a stop
+        request (``self.iter`` then stays below ``max_iter - 1``)."""
+        logger = logging.getLogger(__name__)
+        logger.info(f"Starting training from iteration {start_iter}")
+        self.iter = self.start_iter = start_iter
+        self.max_iter = max_iter
+        with EventStorage(start_iter) as self.storage:
+            try:
+                self.before_train()
+                for self.iter in range(start_iter, max_iter):
+                    self.before_step()
+                    self.run_step()
+                    self.after_step()
+                    if self.stop_requested:
+                        logger.info(f"stopped after iteration {self.iter} on request")
+                        break
+                else:
+                    self.iter += 1
+            except Exception:
+                logger.exception("Exception during training:")
+                raise
+            finally:
+                self.after_train()
 
     def run_step(self) -> None:
         self.model.train()
@@ -57,6 +93,7 @@ class MonaTrainer(TrainerBase):
         for micro in range(self.grad_accum):
             start = time.perf_counter()
             data = next(self._data_loader_iter)
+            self.batches_drawn += 1
             data_time += time.perf_counter() - start
             last = micro == self.grad_accum - 1
             sync = contextlib.nullcontext() if last else self.strategy.no_sync(self.model)
@@ -70,10 +107,9 @@ class MonaTrainer(TrainerBase):
             for k, v in loss_dict.items():
                 loss_sums[k] = loss_sums.get(k, 0.0) + v.detach().float().item() / self.grad_accum
         metrics = dict(loss_sums)
-        if self.clip_grad > 0:
-            norm = self.strategy.clip_grad_norm(self.model, self.optimizer, self.clip_grad)
-            metrics["grad_norm"] = float(norm)
-        self.strategy.step(self.model, self.optimizer)
+        norm = self.strategy.step(self.model, self.optimizer)
+        if norm is not None:
+            metrics["grad_norm"] = norm
         self._write_metrics(metrics, data_time)
 
     def _raise_if_not_finite(self, losses: torch.Tensor, loss_dict: Mapping) -> None:
@@ -92,14 +128,13 @@ class MonaTrainer(TrainerBase):
         gathered = comm.gather(metrics)
         if not comm.is_main_process():
             return
+        # metrics.json gets each iteration's own values (the console printer smooths)
         storage = get_event_storage()
-        storage.put_scalar("data_time", max(m.pop("data_time") for m in gathered))
+        storage.put_scalar("data_time", max(m.pop("data_time") for m in gathered),
+                           smoothing_hint=False)
         averaged = {k: float(np.mean([m[k] for m in gathered])) for k in gathered[0]}
-        grad_norm = averaged.pop("grad_norm", None)
-        storage.put_scalar("total_loss", sum(averaged.values()))
-        storage.put_scalars(**averaged)
-        if grad_norm is not None:
-            storage.put_scalar("grad_norm", grad_norm)
+        averaged["total_loss"] = sum(v for k, v in averaged.items() if k != "grad_norm")
+        storage.put_scalars(**averaged, smoothing_hint=False)
 
     def state_dict(self) -> dict:
         state = super().state_dict()

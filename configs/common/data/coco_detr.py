@@ -2,11 +2,12 @@
 # either a multi-scale resize (short side 480..800, long <= 1333) or resize (400/500/600)
 # -> random crop (384..600 absolute) -> multi-scale resize. Test at 1333x800.
 from mona_scale.data.catalog import get_dataset_dicts
+from mona_scale.data.loader import build_train_loader
 from mona_scale.data.transforms import RandomChoice
 
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
-from detectron2.data import DatasetMapper, build_detection_test_loader, build_detection_train_loader
+from detectron2.data import DatasetMapper, build_detection_test_loader
 from detectron2.evaluation import COCOEvaluator
 from omegaconf import OmegaConf
 
@@ -14,7 +15,7 @@ MULTI_SCALE = L(T.ResizeShortestEdge)(
     short_edge_length=tuple(range(480, 801, 32)), max_size=1333, sample_style="choice")
 
 dataloader = OmegaConf.create()
-dataloader.train = L(build_detection_train_loader)(
+dataloader.train = L(build_train_loader)(  # resumable: exact data position on --resume
     dataset=L(get_dataset_dicts)(names="coco_2017_train"),
     mapper=L(DatasetMapper)(
         is_train=True,
@@ -36,6 +37,7 @@ dataloader.train = L(build_detection_train_loader)(
     ),
     total_batch_size=16,
     num_workers=4,
+    seed="${train.seed}",  # the stream is a function of (seed, rank, position)
 )
 dataloader.test = L(build_detection_test_loader)(
     dataset=L(get_dataset_dicts)(names="coco_2017_val", filter_empty=False),

@@ -1,15 +1,16 @@
 # The synthetic instance-segmentation set (coloured shapes with masks, 128x128), generated
 # on first use under $MONA_DATASETS (default ./datasets/synthetic).
 from mona_scale.data import synthetic_dataset_dicts
+from mona_scale.data.loader import build_train_loader
 
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
-from detectron2.data import DatasetMapper, build_detection_test_loader, build_detection_train_loader
+from detectron2.data import DatasetMapper, build_detection_test_loader
 from detectron2.evaluation import COCOEvaluator
 from omegaconf import OmegaConf
 
 dataloader = OmegaConf.create()
-dataloader.train = L(build_detection_train_loader)(
+dataloader.train = L(build_train_loader)(  # resumable: exact data position on --resume
     dataset=L(synthetic_dataset_dicts)(name="shapes_instances_train", num_images=400),
     mapper=L(DatasetMapper)(
         is_train=True,
@@ -24,6 +25,7 @@ dataloader.train = L(build_detection_train_loader)(
     ),
     total_batch_size=8,
     num_workers=1,
+    seed="${train.seed}",  # the stream is a function of (seed, rank, position)
 )
 dataloader.test = L(build_detection_test_loader)(
     dataset=L(synthetic_dataset_dicts)(name="shapes_instances_val", num_images=80),

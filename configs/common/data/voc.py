@@ -1,15 +1,16 @@
 # Pascal VOC 07+12 trainval for training, VOC 2007 test for AP50 (11-point VOC07 metric),
 # images resized to 1000x600 (short side 600, long side <= 1000) as in the paper.
 from mona_scale.data.catalog import get_dataset_dicts
+from mona_scale.data.loader import build_train_loader
 
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
-from detectron2.data import DatasetMapper, build_detection_test_loader, build_detection_train_loader
+from detectron2.data import DatasetMapper, build_detection_test_loader
 from detectron2.evaluation import PascalVOCDetectionEvaluator
 from omegaconf import OmegaConf
 
 dataloader = OmegaConf.create()
-dataloader.train = L(build_detection_train_loader)(
+dataloader.train = L(build_train_loader)(  # resumable: exact data position on --resume
     dataset=L(get_dataset_dicts)(names=["voc_2007_trainval", "voc_2012_trainval"]),
     mapper=L(DatasetMapper)(
         is_train=True,
@@ -21,6 +22,7 @@ dataloader.train = L(build_detection_train_loader)(
     ),
     total_batch_size=2,
     num_workers=4,
+    seed="${train.seed}",  # the stream is a function of (seed, rank, position)
 )
 dataloader.test = L(build_detection_test_loader)(
     dataset=L(get_dataset_dicts)(names="voc_2007_test", filter_empty=False),

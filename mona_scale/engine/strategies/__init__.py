@@ -1,10 +1,24 @@
-"""Training strategies by name (``train.strategy``)."""
-from . import ddp  # noqa: F401  (registers "ddp")
-from .base import STRATEGIES, Strategy
+"""Training strategies by name (``train.strategy``): ``ddp``, ``fsdp``, ``deepspeed``."""
+from . import ddp, deepspeed, fsdp  # noqa: F401  (register the strategies)
+from .base import STRATEGIES, Strategy, trainable_parameters
 
-__all__ = ["STRATEGIES", "Strategy", "build_strategy"]
+__all__ = ["STRATEGIES", "Strategy", "build_strategy", "trainable_parameters"]
 
 
-def build_strategy(name: str, precision, **options) -> Strategy:
-    """Instantiate the strategy registered as ``name`` (``KeyError`` lists valid names)."""
-    return STRATEGIES.get(name)(precision, **options)
+def build_strategy(name: str, precision, grad_accum: int = 1, clip_grad: float = 0.0,
+                   **options) -> Strategy:
+    """Instantiate the strategy registered as ``name`` and check its options.
+
+    Args:
+        name: ``train.strategy``.
+        precision: the run's :class:`~mona_scale.engine.precision.Precision`.
+        grad_accum: ``train.grad_accum``.
+        clip_grad: ``train.clip_grad``.
+        options: ``train.<name>`` sub-options.
+
+    Returns:
+        The strategy (``KeyError`` lists valid names for an unknown one).
+    """
+    strategy = STRATEGIES.get(name)(precision, grad_accum, clip_grad, **options)
+    strategy.check_options()
+    return strategy

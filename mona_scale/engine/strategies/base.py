@@ -3,24 +3,68 @@
 A strategy owns everything that differs between DDP, FSDP and DeepSpeed: wrapping the
 model, building the optimizer over trainable parameters only, backward (with loss scaling),
 gradient synchronisation during accumulation, clipping, the optimizer step, and the model /
-optimizer state that checkpoints hold. The trainer only talks to this interface.
+optimizer state that checkpoints hold. The trainer and the checkpointer only talk to this
+interface. The default state handling is ``torch.distributed.checkpoint`` (DCP): sharded
+writes by every rank, loadable at another world size.
 """
 from __future__ import annotations
 
 import contextlib
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 from mona_scale.registry import Registry
 
 import torch
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
 from torch import nn
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_state_dict,
+    set_model_state_dict,
+    set_state_dict,
+)
 
 from ..precision import Precision
 
-__all__ = ["Strategy", "STRATEGIES"]
+__all__ = ["Strategy", "STRATEGIES", "trainable_parameters", "local_bytes"]
 
 STRATEGIES: Registry[type[Strategy]] = Registry("train.strategy")
+
+
+def local_bytes(tensors) -> int:
+    """Bytes these tensors occupy on this rank (a DTensor counts its local shard)."""
+    total = 0
+    for t in tensors:
+        if t is None or not torch.is_tensor(t):
+            continue
+        t = t.to_local() if hasattr(t, "to_local") else t
+        total += t.numel() * t.element_size()
+    return total
+
+
+def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Parameters with ``requires_grad`` (what the optimizer and gradient sync see)."""
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+@contextlib.contextmanager
+def _single_process_is_fine():
+    """DCP warns that it assumes one process when there is no process group: that is the
+    intended use here (one-process runs and resharding to one process)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        yield
+
+
+def _with_initial_lr(optimizer: torch.optim.Optimizer) -> None:
+    """Give every group the ``initial_lr`` LR schedulers resume from, so that saved and
+    loading state dicts have the same keys (DCP loads exactly the template's keys)."""
+    for group in optimizer.param_groups:
+        group.setdefault("initial_lr", group["lr"])
 
 
 class Strategy(ABC):
@@ -28,13 +72,19 @@ class Strategy(ABC):
 
     Args:
         precision: the run's :class:`Precision`.
+        grad_accum: micro-batches per optimizer step (``train.grad_accum``).
+        clip_grad: max global gradient norm, 0 = off (``train.clip_grad``).
         options: strategy-specific options from the config (``train.<strategy>``).
     """
 
     name = "base"
+    #: evaluation must run the same number of forward passes on every rank (the parameters
+    #: are sharded, so every forward is collective)
+    collective_forward = False
 
-    def __init__(self, precision: Precision, **options):
-        self.precision = precision
+    def __init__(self, precision: Precision, grad_accum: int = 1, clip_grad: float = 0.0,
+                 **options):
+        self.precision, self.grad_accum, self.clip_grad = precision, grad_accum, clip_grad
         self.options = options
 
     @abstractmethod
@@ -55,21 +105,68 @@ class Strategy(ABC):
         return contextlib.nullcontext()
 
     def backward(self, loss: torch.Tensor) -> None:
-        """Backward of the (scaled) loss."""
+        """Backward of one micro-batch's loss (already divided by ``grad_accum``)."""
         self.precision.scale(loss).backward()
 
-    def clip_grad_norm(self, model: nn.Module, optimizer: torch.optim.Optimizer,
-                       max_norm: float) -> torch.Tensor:
-        """Unscale, then clip the global gradient norm; returns the norm before clipping."""
-        self.precision.unscale_(optimizer)
-        params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+    def step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> float | None:
+        """Clip (if ``clip_grad``), step and zero the gradients.
 
-    def step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        """Optimizer step and zeroing of gradients."""
+        Returns:
+            The global gradient norm before clipping, or None when not clipping.
+        """
+        norm = None
+        if self.clip_grad > 0:
+            self.precision.unscale_(optimizer)
+            params = [p for g in optimizer.param_groups for p in g["params"]
+                      if p.grad is not None]
+            norm = torch.nn.utils.clip_grad_norm_(params, self.clip_grad)
+            norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
         self.precision.step(optimizer)
         optimizer.zero_grad(set_to_none=True)
+        return norm
 
-    def check_options(self, train_cfg) -> None:
-        """Raise ``ValueError`` for options incompatible with this strategy (none here)."""
+    def check_options(self) -> None:
+        """Raise ``ValueError`` naming options that cannot work together (none here)."""
         return None
+
+    def state_bytes(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, int]:
+        """This rank's bytes of parameters, gradients and optimizer state (call between
+        backward and step to see the gradients)."""
+        return {"params": local_bytes(model.parameters()),
+                "grads": local_bytes(p.grad for p in model.parameters()),
+                "optimizer": local_bytes(v for state in optimizer.state.values()
+                                         for v in state.values())}
+
+    # --- checkpoint state -------------------------------------------------------------
+    def save_state(self, path: str, model: nn.Module, optimizer: torch.optim.Optimizer
+                   ) -> None:
+        """Write model and optimizer state into directory ``path`` (collective)."""
+        _with_initial_lr(optimizer)
+        model_state, optim_state = get_state_dict(model, optimizer)
+        with _single_process_is_fine():
+            dcp.save({"model": model_state, "optimizer": optim_state}, checkpoint_id=path)
+
+    def load_state(self, path: str, model: nn.Module, optimizer: torch.optim.Optimizer | None
+                   ) -> None:
+        """Read what :meth:`save_state` wrote, at any world size (collective)."""
+        if optimizer is None:
+            state = {"model": get_model_state_dict(model)}
+            with _single_process_is_fine():
+                dcp.load(state, checkpoint_id=path)
+            set_model_state_dict(model, state["model"])
+            return
+        _with_initial_lr(optimizer)
+        model_state, optim_state = get_state_dict(model, optimizer)
+        state = {"model": model_state, "optimizer": optim_state}
+        with _single_process_is_fine():
+            dcp.load(state, checkpoint_id=path)
+        set_state_dict(model, optimizer, model_state_dict=state["model"],
+                       optim_state_dict=state["optimizer"])
+
+    def full_state_dict(self, model: nn.Module) -> dict[str, torch.Tensor] | None:
+        """The whole model's unsharded weights on CPU, on rank 0 (None elsewhere);
+        collective."""
+        state = get_model_state_dict(
+            model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        rank = dist.get_rank() if dist.is_initialized() else 0
+        return state if rank == 0 else None

@@ -1,0 +1,163 @@
+"""``train.strategy=deepspeed``: DeepSpeed ZeRO stage 1, 2 or 3.
+
+The DeepSpeed JSON is generated from our config (:func:`deepspeed_config`), never written
+by hand. The optimizer is ours (a torch optimizer over trainable parameters only, with our
+parameter groups), wrapped by ZeRO: frozen weights get no gradient partitions and no
+optimizer state. Stages 1 and 2 replicate the module's weights; stage 3 partitions all of
+them, the frozen backbone included. Mixed precision is torch autocast around the forward
+(DeepSpeed's own fp16/bf16 modes cast the whole module, which detectron2 models do not
+support); gradient accumulation and clipping are DeepSpeed's.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .base import STRATEGIES, Strategy, local_bytes
+from .ddp import cpu_sync_batchnorm
+
+__all__ = ["DeepSpeedStrategy", "deepspeed_config"]
+
+TAG = "state"  # DeepSpeed's checkpoint tag inside our checkpoint directory
+
+
+def deepspeed_config(stage: int, grad_accum: int, clip_grad: float, world_size: int,
+                     offload_optimizer: bool = False) -> dict:
+    """The DeepSpeed config for one of our runs.
+
+    Args:
+        stage: ZeRO stage (1, 2 or 3).
+        grad_accum: micro-batches per optimizer step.
+        clip_grad: max global gradient norm, 0 = off.
+        world_size: number of ranks.
+        offload_optimizer: keep optimizer state (and its step) on the CPU.
+
+    Returns:
+        The dict passed as ``config`` to ``deepspeed.initialize``.
+    """
+    zero = {"stage": stage}
+    if offload_optimizer:
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": torch.cuda.is_available()}
+    return {
+        # detectron2 batches are lists of dicts: DeepSpeed only needs these for bookkeeping
+        "train_micro_batch_size_per_gpu": 1,
+        "gradient_accumulation_steps": grad_accum,
+        "train_batch_size": grad_accum * world_size,
+        "gradient_clipping": clip_grad,
+        "zero_optimization": zero,
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 2 ** 31 - 1,
+        "wall_clock_breakdown": False,
+    }
+
+
+@STRATEGIES.register("deepspeed")
+class DeepSpeedStrategy(Strategy):
+    """ZeRO through a DeepSpeed engine.
+
+    Options:
+        stage: ZeRO stage 1, 2 or 3.
+        offload_optimizer: optimizer state on the CPU (ZeRO-Offload).
+    """
+
+    name = "deepspeed"
+
+    def __init__(self, precision, grad_accum=1, clip_grad=0.0, **options):
+        super().__init__(precision, grad_accum, clip_grad, **options)
+        self.engine = None
+
+    @property
+    def collective_forward(self) -> bool:
+        return int(self.options.get("stage", 2)) == 3
+
+    def check_options(self) -> None:
+        stage = self.options.get("stage", 2)
+        if stage not in (1, 2, 3):
+            raise ValueError(f"train.deepspeed.stage={stage!r} must be 1, 2 or 3")
+        if self.precision.name == "fp16":
+            raise ValueError("train.precision=fp16 with train.strategy=deepspeed: DeepSpeed's "
+                             "fp16 mode casts the whole detectron2 model to half, which its "
+                             "ops do not support; use bf16 (autocast) or fp32")
+        if self.options.get("offload_optimizer") and stage == 1:
+            raise ValueError("train.deepspeed.offload_optimizer needs stage 2 or 3, not 1")
+
+    def setup(self, model: nn.Module, make_optimizer: Callable[[nn.Module], torch.optim.Optimizer]
+              ) -> tuple[nn.Module, torch.optim.Optimizer]:
+        self.check_options()
+        os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
+        import deepspeed
+
+        if not torch.cuda.is_available():
+            model = cpu_sync_batchnorm(model)
+        optimizer = make_optimizer(model)
+        world = dist.get_world_size() if dist.is_initialized() else 1
+        config = deepspeed_config(int(self.options.get("stage", 2)), self.grad_accum,
+                                  self.clip_grad, world,
+                                  bool(self.options.get("offload_optimizer", False)))
+        self.engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
+                                                    config=config, dist_init_required=False)
+        # The LR scheduler and the trainer see the torch optimizer ZeRO steps.
+        return self.engine, optimizer
+
+    def unwrap(self, model: nn.Module) -> nn.Module:
+        return self.engine.module
+
+    def backward(self, loss: torch.Tensor) -> None:
+        # The trainer already divided by grad_accum; DeepSpeed must not divide again.
+        self.engine.backward(loss, scale_wrt_gas=False)
+        if not self.engine.is_gradient_accumulation_boundary():
+            self.engine.step()  # counts the micro-step; no optimizer step
+
+    def step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> float | None:
+        self.engine.step()
+        if self.clip_grad <= 0:
+            return None
+        norm = self.engine.get_global_grad_norm()
+        return None if norm is None else float(norm)
+
+    def state_bytes(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, int]:
+        """Module weights (ZeRO-3: this rank's partitions) as parameters; gradient partitions
+        as gradients; fp32 master partitions plus Adam moments as optimizer state."""
+        zero = self.engine.optimizer
+        module = self.engine.module
+        params = [getattr(p, "ds_tensor", p) for p in module.parameters()]
+        averaged = getattr(zero, "averaged_gradients", {}) or {}
+        grads = [g for group in averaged.values() for g in (group or [])]
+        grads.append(getattr(zero, "grad_partitions_flat_buffer", None))  # ZeRO-3
+        grads += [p.grad for p in module.parameters()]
+        masters = list(getattr(zero, "single_partition_of_fp32_groups", None) or
+                       getattr(zero, "fp32_partitioned_groups_flat", None) or [])
+        moments = [v for state in optimizer.state.values() for v in state.values()]
+        return {"params": local_bytes(params), "grads": local_bytes(grads),
+                "optimizer": local_bytes(masters) + local_bytes(moments)}
+
+    def save_state(self, path: str, model: nn.Module, optimizer: torch.optim.Optimizer
+                   ) -> None:
+        self.engine.save_checkpoint(path, tag=TAG, save_latest=False)
+
+    def load_state(self, path: str, model: nn.Module, optimizer: torch.optim.Optimizer | None
+                   ) -> None:
+        if not os.path.isdir(os.path.join(path, TAG)):
+            raise FileNotFoundError(f"{path} is not a DeepSpeed checkpoint (no {TAG}/ inside): "
+                                    f"resume with the train.strategy that wrote it")
+        loaded, _ = self.engine.load_checkpoint(
+            path, tag=TAG, load_module_strict=True, load_optimizer_states=optimizer is not None,
+            load_lr_scheduler_states=False)
+        if loaded is None:
+            raise RuntimeError(f"DeepSpeed could not load the checkpoint in {path}")
+
+    def full_state_dict(self, model: nn.Module) -> dict[str, torch.Tensor] | None:
+        module = self.engine.module
+        if self.engine.zero_optimization_partition_weights():  # ZeRO-3
+            import deepspeed
+
+            with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
+                state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+        else:
+            state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+        rank = dist.get_rank() if dist.is_initialized() else 0
+        return state if rank == 0 else None

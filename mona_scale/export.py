@@ -1,0 +1,197 @@
+"""Export trained weights: adapter-only (safetensors) and consolidated full models.
+
+An adapter file holds only what the tuning method trains (adapters, the parameters the
+method unfreezes, necks and heads, and those modules' buffers), with the base model and the
+tuning config in its metadata. Base weights + adapter file reproduce the trained model
+exactly. A full file is ``{"model": state_dict}`` in detectron2's format, loadable by
+``DetectionCheckpointer`` for inference.
+
+Command line::
+
+    python -m mona_scale.export --config-file configs/quickstart/shapes_cascade_mona.py \\
+        --checkpoint output/run/model_0000399 --adapter mona.safetensors --full model.pth
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["load_checkpoint_weights", "adapter_keys", "save_adapter", "load_adapter",
+           "ADAPTER_FORMAT", "main"]
+
+logger = logging.getLogger(__name__)
+
+ADAPTER_FORMAT = "mona_scale-adapter-v1"
+
+
+def _dcp_model_state(path: str) -> dict[str, torch.Tensor]:
+    # torch's own dcp_to_torch_save reads like this (the planner builds the state dict)
+    from torch.distributed.checkpoint import FileSystemReader
+    from torch.distributed.checkpoint.default_planner import _EmptyStateDictLoadPlanner
+    from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
+
+    state: dict = {}
+    _load_state_dict(state, storage_reader=FileSystemReader(path),
+                     planner=_EmptyStateDictLoadPlanner(keys=["model"]), no_dist=True)
+    return dict(state["model"])
+
+
+def _deepspeed_model_state(path: str) -> dict[str, torch.Tensor]:
+    os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+    from .engine.strategies.deepspeed import TAG
+
+    return dict(get_fp32_state_dict_from_zero_checkpoint(path, tag=TAG))
+
+
+def load_checkpoint_weights(path: str) -> dict[str, torch.Tensor]:
+    """The whole model's weights from any checkpoint this library writes, in one process.
+
+    Args:
+        path: a checkpoint directory (``torch.distributed.checkpoint`` or DeepSpeed, any
+            world size) or a weight file (``model_final.pth``: ``{"model": ...}``).
+
+    Returns:
+        A plain state dict (unsharded, on CPU).
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if os.path.isfile(path):
+        loaded = torch.load(path, map_location="cpu", weights_only=False)
+        return dict(loaded.get("model", loaded)) if isinstance(loaded, dict) else loaded
+    if os.path.isdir(os.path.join(path, "state")):
+        return _deepspeed_model_state(path)
+    if os.path.isfile(os.path.join(path, ".metadata")):
+        return _dcp_model_state(path)
+    raise ValueError(f"{path} is neither a weight file nor a checkpoint directory "
+                     f"(no .metadata, no DeepSpeed state/)")
+
+
+def adapter_keys(model: nn.Module) -> list[str]:
+    """State-dict keys the tuning method trains: trainable parameters, plus the buffers of
+    modules that own a trainable parameter (e.g. a head's BatchNorm statistics)."""
+    keys = []
+    for module_name, module in model.named_modules():
+        own = list(module.named_parameters(recurse=False))
+        if not any(p.requires_grad for _, p in own):
+            continue
+        prefix = f"{module_name}." if module_name else ""
+        keys += [prefix + n for n, p in own if p.requires_grad]
+        keys += [prefix + n for n, b in module.named_buffers(recurse=False)
+                 if n not in module._non_persistent_buffers_set and b is not None]
+    return keys
+
+
+def save_adapter(model: nn.Module, state: dict[str, torch.Tensor], path: str,
+                 metadata: dict[str, str]) -> int:
+    """Write the adapter part of ``state`` (keys of :func:`adapter_keys`) to safetensors.
+
+    Args:
+        model: the built model (its ``requires_grad`` flags say what the method trains).
+        state: the trained weights.
+        path: output ``.safetensors`` file.
+        metadata: string metadata (base model, tuning config).
+
+    Returns:
+        Bytes written.
+    """
+    from safetensors.torch import save_file
+
+    keys = adapter_keys(model)
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise KeyError(f"the checkpoint lacks {len(missing)} trained tensors of this model, "
+                       f"e.g. {missing[:3]}: is it from another config?")
+    tensors = {k: state[k].detach().cpu().contiguous() for k in keys}
+    tmp = f"{path}.tmp.{os.getpid()}"
+    save_file(tensors, tmp, metadata={"format": ADAPTER_FORMAT, **metadata})
+    os.replace(tmp, path)
+    return os.path.getsize(path)
+
+
+def load_adapter(model: nn.Module, path: str) -> dict[str, str]:
+    """Load an adapter file into a model built with the same config (and its base weights).
+
+    Returns:
+        The file's metadata.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(path, framework="pt") as f:
+        metadata = f.metadata() or {}
+    if metadata.get("format") != ADAPTER_FORMAT:
+        raise ValueError(f"{path} is not a mona_scale adapter file (format "
+                         f"{metadata.get('format')!r})")
+    tensors = load_file(path)
+    own = model.state_dict()
+    unknown = sorted(set(tensors) - set(own))
+    if unknown:
+        raise KeyError(f"{path} holds {len(unknown)} tensors this model lacks, e.g. "
+                       f"{unknown[:3]}: build the model with the tuning config in its "
+                       f"metadata: {metadata.get('tuning')}")
+    model.load_state_dict(tensors, strict=False)
+    return metadata
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m mona_scale.export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config-file", required=True, help="the training config")
+    parser.add_argument("--checkpoint", required=True,
+                        help="checkpoint directory (any strategy / world size) or .pth file")
+    parser.add_argument("--adapter", help="write adapter-only weights here (.safetensors)")
+    parser.add_argument("--full", help="write consolidated full weights here (.pth)")
+    parser.add_argument("opts", nargs="*", help="config overrides key=value")
+    args = parser.parse_args(argv)
+    if not (args.adapter or args.full):
+        parser.error("give --adapter and/or --full")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, int]:
+    """Command line entry point. Returns the bytes written per output."""
+    from .engine.checkpoint import atomic_torch_save
+    from .engine.config import load_config
+    from .engine.defaults import build_model
+
+    args = _parse(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cfg = load_config(args.config_file, args.opts)
+    cfg.train.device = "cpu"
+    model = build_model(cfg)
+    state = load_checkpoint_weights(args.checkpoint)
+    model.load_state_dict(state)  # strict: the checkpoint must be of this config's model
+    written = {}
+    if args.full:
+        atomic_torch_save({"model": model.state_dict()}, args.full)
+        written["full"] = os.path.getsize(args.full)
+    if args.adapter:
+        metadata = {"base_model": str(cfg.train.init_checkpoint or ""),
+                    "tuning": json.dumps(_plain(cfg.tuning)),
+                    "config": os.path.abspath(args.config_file)}
+        written["adapter"] = save_adapter(model, model.state_dict(), args.adapter, metadata)
+    total = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    for kind, size in written.items():
+        logger.info(f"{kind}: {size / 2**20:.2f} MiB ({100 * size / total:.1f}% of the "
+                    f"model's {total / 2**20:.2f} MiB)")
+    return written
+
+
+def _plain(node) -> dict:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) \
+        else dict(node)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

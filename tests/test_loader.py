@@ -1,0 +1,63 @@
+"""The resumable training loader: a stream that is a function of (seed, rank, position)."""
+import random
+
+from mona_scale.data.loader import build_train_loader
+
+import numpy as np
+import pytest
+import torch
+
+RECORDS = [{"file_name": f"img{i}.jpg", "width": 4 + (i % 3 == 0) * 4, "height": 6}
+           for i in range(10)]  # every third image is landscape
+
+
+def mapper(record: dict) -> dict:
+    # randomness from every library, as augmentations use them
+    return {"name": record["file_name"], "landscape": record["width"] > record["height"],
+            "noise": (random.random(), float(np.random.rand()), float(torch.rand(1)))}
+
+
+def batches(loader, count: int) -> list[list[dict]]:
+    stream = iter(loader)
+    return [next(stream) for _ in range(count)]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("grouping", [False, True])
+def test_resumed_stream_continues_exactly(workers, grouping):
+    def loader(num_workers):
+        return build_train_loader(RECORDS, mapper=mapper, total_batch_size=3,
+                                  num_workers=num_workers, seed=7,
+                                  aspect_ratio_grouping=grouping)
+
+    full = batches(loader(0), 9)  # spans several epochs of 10 records
+    resumed = loader(workers)
+    resumed.resume_from(5)
+    assert batches(resumed, 4) == full[5:]
+    if grouping:
+        assert all(len({d["landscape"] for d in batch}) == 1 for batch in full)
+
+
+def test_stream_does_not_touch_the_global_rng():
+    state = torch.get_rng_state()
+    batches(build_train_loader(RECORDS, mapper=mapper, total_batch_size=2, seed=1), 3)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_seed_changes_order_and_epochs_cover_every_record():
+    one = batches(build_train_loader(RECORDS, mapper=mapper, total_batch_size=5, seed=1,
+                                     aspect_ratio_grouping=False), 2)
+    two = batches(build_train_loader(RECORDS, mapper=mapper, total_batch_size=5, seed=2,
+                                     aspect_ratio_grouping=False), 2)
+    assert sorted(d["name"] for b in one for d in b) == sorted(r["file_name"] for r in RECORDS)
+    assert [d["name"] for d in one[0]] != [d["name"] for d in two[0]]
+
+
+def test_bad_arguments_name_the_problem():
+    with pytest.raises(ValueError, match="dataset is empty"):
+        build_train_loader([], mapper=mapper, total_batch_size=2)
+    with pytest.raises(ValueError, match="total_batch_size=0"):
+        build_train_loader(RECORDS, mapper=mapper, total_batch_size=0)
+    loader = build_train_loader([{"file_name": "x.jpg"}], mapper=mapper, total_batch_size=1)
+    with pytest.raises(KeyError, match="aspect_ratio_grouping needs 'width'.*x.jpg"):
+        batches(loader, 1)

@@ -1,0 +1,254 @@
+"""Sharding strategies on a real detectron2 model with 2 gloo processes (torchrun): ddp, fsdp
+and DeepSpeed ZeRO-1/2/3 give the same losses, keep frozen weights bit-identical, resume
+exactly, evaluate with unequal per-rank shares; DCP checkpoints reshard 2 -> 1; a killed
+save loses nothing; exports round-trip."""
+import json
+import os
+import subprocess
+import sys
+
+from mona_scale.engine.checkpoint import POINTER, Checkpointer
+from mona_scale.engine.config import load_config
+from mona_scale.engine.defaults import build_model, build_run_strategy, optimizer_factory
+from mona_scale.engine.precision import Precision
+from mona_scale.engine.strategies import build_strategy
+from mona_scale.export import load_adapter, load_checkpoint_weights
+from mona_scale.export import main as export_main
+from mona_scale.launch import find_free_port
+
+import pytest
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from test_train_net import CONFIG, ROOT, TINY, read_metrics
+
+ITERS, STOP = 4, 2
+SCALE = TINY + [
+    "optimizer.lr=1e-4", "train.clip_grad=1.0", "train.wandb.enabled=False",
+    "train.checkpointer.period=100", "train.eval_period=0",
+    "model.backbone.bottom_up.drop_path_rate=0.0", "tuning.dropout=0.0",
+    "model.roi_heads.batch_size_per_image=16", "model.proposal_generator.post_nms_topk=[64,64]",
+    "model.proposal_generator.pre_nms_topk=[256,128]", f"train.max_iter={ITERS}"]
+STRATEGIES = {
+    "ddp": ["train.strategy=ddp"],
+    "fsdp": ["train.strategy=fsdp"],
+    "zero1": ["train.strategy=deepspeed", "train.deepspeed.stage=1"],
+    "zero2": ["train.strategy=deepspeed", "train.deepspeed.stage=2"],
+    "zero3": ["train.strategy=deepspeed", "train.deepspeed.stage=3"],
+}
+# accumulation + activation checkpointing + sharded frozen weights, against ddp
+ACCUM = ["train.grad_accum=2", "train.activation_checkpointing=True", "train.max_iter=2"]
+VARIANTS = {"ddp_accum": STRATEGIES["ddp"] + ACCUM,
+            "fsdp_accum": STRATEGIES["fsdp"] + ACCUM + ["train.fsdp.shard_frozen=True"],
+            "zero2_accum": STRATEGIES["zero2"] + ACCUM}
+NO_EVAL = ["dataloader.evaluator=null"]
+# evaluation with 3 images on 2 ranks: rank 1 pads a forward pass under sharded weights
+EVAL = ["dataloader.test.dataset.num_images=3", "train.max_iter=1"]
+
+
+def _job(tmp, name: str, overrides: list[str], resume: bool = False) -> dict:
+    return {"config": CONFIG, "resume": resume,
+            "overrides": SCALE + overrides + [f"train.output_dir={tmp / name}"]}
+
+
+def _jobs(tmp) -> list[dict]:
+    jobs = []
+    for name, opts in STRATEGIES.items():
+        jobs += [_job(tmp, name, opts + NO_EVAL),
+                 _job(tmp, f"{name}_b", opts + NO_EVAL + [f"train.stop_at_iter={STOP}"]),
+                 _job(tmp, f"{name}_b", opts + NO_EVAL, resume=True)]
+    jobs += [_job(tmp, name, opts + NO_EVAL) for name, opts in VARIANTS.items()]
+    jobs += [_job(tmp, f"{name}_eval", STRATEGIES[name] + EVAL) for name in ("fsdp", "zero3")]
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("scale")
+    jobs_file = tmp / "jobs.json"
+    jobs_file.write_text(json.dumps(_jobs(tmp)))
+    env = dict(os.environ, MONA_DATASETS=str(tmp / "data"), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           f"--master_port={find_free_port()}", os.path.join(ROOT, "tests/scale_worker.py"),
+           str(jobs_file)]
+    result = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True,
+                            timeout=1500)
+    if result.returncode != 0:
+        raise AssertionError(f"scale jobs failed:\n{result.stderr[-6000:]}")
+    return tmp
+
+
+def losses(out) -> dict[int, tuple[float, float]]:
+    rows = [r for r in read_metrics(out) if "total_loss" in r]
+    iterations = [r["iteration"] for r in rows]
+    assert len(iterations) == len(set(iterations)), f"an iteration was logged twice: {iterations}"
+    return {r["iteration"]: (r["total_loss"], r["grad_norm"]) for r in rows}
+
+
+def assert_close(a: dict, b: dict, rel: float) -> None:
+    assert sorted(a) == sorted(b)
+    for it in a:
+        for x, y in zip(a[it], b[it], strict=True):
+            assert abs(x - y) <= rel * abs(y), f"iteration {it}: {a[it]} vs {b[it]}"
+
+
+@pytest.mark.parametrize("name", ["fsdp", "zero1", "zero2", "zero3"])
+def test_losses_and_grad_norms_match_ddp(runs, name):
+    reference = losses(runs / "ddp")
+    assert sorted(reference) == list(range(ITERS))
+    assert_close(losses(runs / name), reference, rel=1e-4)
+
+
+@pytest.mark.parametrize("name", ["fsdp_accum", "zero2_accum"])
+def test_accumulation_and_checkpointing_match_ddp(runs, name):
+    assert_close(losses(runs / name), losses(runs / "ddp_accum"), rel=1e-4)
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_resume_continues_exactly(runs, name):
+    resumed = losses(runs / f"{name}_b")  # 3 iterations, stop, resume, 3 iterations
+    assert sorted(resumed) == list(range(ITERS))
+    assert_close(resumed, losses(runs / name), rel=1e-6)
+    assert (runs / f"{name}_b" / POINTER).read_text() == f"model_{ITERS - 1:07d}"
+    assert (runs / f"{name}_b" / f"model_{STOP - 1:07d}").is_dir()  # the stop's checkpoint
+
+
+@pytest.fixture(scope="module")
+def fresh_model():
+    cfg = load_config(CONFIG, SCALE + ["train.device=cpu"])
+    return build_model(cfg)
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES) + list(VARIANTS))
+def test_frozen_weights_stay_bit_identical_and_adapters_train(runs, name, fresh_model):
+    trained = torch.load(runs / name / "model_final.pth", weights_only=True)["model"]
+    initial = fresh_model.state_dict()
+    params = dict(fresh_model.named_parameters())
+    frozen = [k for k, p in params.items() if not p.requires_grad]
+    trainable = [k for k, p in params.items() if p.requires_grad]
+    assert len(frozen) > 100 and sorted(trained) == sorted(initial)
+    assert all(torch.equal(trained[k], initial[k]) for k in frozen)
+    changed = [k for k in trainable if not torch.equal(trained[k], initial[k])]
+    assert any(".mona" in k or "my_module" in k for k in changed)
+    assert len(changed) > 0.5 * len(trainable)
+
+
+@pytest.mark.parametrize("name", ["fsdp", "zero3"])
+def test_evaluation_with_unequal_rank_shares(runs, name):
+    out = runs / f"{name}_eval"
+    final = read_metrics(out)[-1]
+    assert "bbox/AP" in final and "segm/AP" in final
+    predictions = torch.load(out / "inference" / "instances_predictions.pth",
+                             weights_only=False)
+    ids = [p["image_id"] for p in predictions]
+    assert len(ids) == len(set(ids)) == 3  # every image once, no padded duplicate
+
+
+def test_checkpoints_are_sharded_per_rank(runs):
+    fsdp = runs / "fsdp" / f"model_{ITERS - 1:07d}"
+    assert sorted(p.name for p in fsdp.glob("*.distcp")) == ["__0_0.distcp", "__1_0.distcp"]
+    assert sorted(p.name for p in fsdp.glob("rank*.pt")) == ["rank0.pt", "rank1.pt"]
+    zero3 = runs / "zero3" / f"model_{ITERS - 1:07d}" / "state"
+    assert len(list(zero3.glob("*optim_states.pt"))) == 2
+
+
+def test_dcp_checkpoint_of_two_ranks_resumes_in_one_process(runs, tmp_path):
+    checkpoint = runs / "fsdp_b" / f"model_{STOP - 1:07d}"
+    cfg = load_config(CONFIG, SCALE + ["train.device=cpu", "train.strategy=ddp"])
+    strategy = build_run_strategy(cfg)
+    model, optimizer = strategy.setup(build_model(cfg), optimizer_factory(cfg))
+    Checkpointer(str(tmp_path), strategy, model, optimizer).load(str(checkpoint))
+    expected = load_checkpoint_weights(str(checkpoint))
+    assert all(torch.equal(v, expected[k]) for k, v in model.state_dict().items())
+    steps = {float(s["step"]) for s in optimizer.state.values()}
+    assert steps == {float(STOP)} and len(optimizer.state) == sum(
+        p.requires_grad for p in model.parameters())
+    # and through train_net: resume the 2-rank run with 1 process to the end
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / POINTER).write_text(checkpoint.name)
+    os.symlink(checkpoint, out / checkpoint.name)
+    env = dict(os.environ, MONA_DATASETS=str(runs / "data"), OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "projects/train_net.py"),
+                             "--config-file", CONFIG, "--resume", *SCALE, *NO_EVAL,
+                             f"train.output_dir={out}"], env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "written by 2 ranks, resumed by 1" in result.stdout + result.stderr
+    assert sorted(losses(out)) == list(range(STOP, ITERS))
+
+
+KILLED_SAVE = """
+import os, sys
+from mona_scale.engine.checkpoint import Checkpointer
+from mona_scale.engine.precision import Precision
+from mona_scale.engine.strategies import build_strategy
+import torch
+model = torch.nn.Linear(64, 64)
+strategy = build_strategy("ddp", Precision())
+model, optimizer = strategy.setup(model, lambda m: torch.optim.AdamW(m.parameters()))
+model(torch.randn(2, 64)).sum().backward(); optimizer.step()
+checkpointer = Checkpointer(sys.argv[1], strategy, model, optimizer)
+checkpointer.save("model_0000000")
+real_save = strategy.save_state
+def killed(path, model, optimizer):
+    real_save(path, model, optimizer)
+    with open(os.path.join(path, "__0_0.distcp"), "r+b") as f:
+        f.truncate(100)  # half-written shard, then the process dies
+    os._exit(9)
+strategy.save_state = killed
+checkpointer.save("model_0000001")
+"""
+
+
+def test_killed_save_keeps_the_previous_checkpoint(tmp_path):
+    result = subprocess.run([sys.executable, "-c", KILLED_SAVE, str(tmp_path)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 9, result.stderr[-2000:]
+    assert (tmp_path / POINTER).read_text() == "model_0000000"
+    assert (tmp_path / ".model_0000001.tmp").is_dir() and not (tmp_path / "model_0000001").exists()
+    model = torch.nn.Linear(64, 64)
+    strategy = build_strategy("ddp", Precision())
+    model, optimizer = strategy.setup(model, lambda m: torch.optim.AdamW(m.parameters()))
+    checkpointer = Checkpointer(str(tmp_path), strategy, model, optimizer)
+    checkpointer.load(checkpointer.last_checkpoint())
+    assert all(float(s["step"]) == 1.0 for s in optimizer.state.values())
+    checkpointer.save("model_0000001")  # the next save replaces the stale temporary
+    assert not (tmp_path / ".model_0000001.tmp").exists()
+    assert (tmp_path / POINTER).read_text() == "model_0000001"
+
+
+@pytest.mark.parametrize("name", ["ddp", "zero2", "zero3"])
+def test_export_round_trips(runs, name, tmp_path, fresh_model):
+    checkpoint = runs / name / f"model_{ITERS - 1:07d}"
+    adapter, full = tmp_path / "adapter.safetensors", tmp_path / "full.pth"
+    written = export_main(["--config-file", CONFIG, "--checkpoint", str(checkpoint),
+                           "--adapter", str(adapter), "--full", str(full), *SCALE])
+    trained = torch.load(runs / name / "model_final.pth", weights_only=True)["model"]
+    # base model + adapter file == the trained model
+    cfg = load_config(CONFIG, SCALE + ["train.device=cpu"])
+    base = build_model(cfg)
+    metadata = load_adapter(base, str(adapter))
+    assert json.loads(metadata["tuning"])["method"] == "mona"
+    assert all(torch.equal(v, trained[k]) for k, v in base.state_dict().items())
+    # the full file loads with detectron2's checkpointer
+    other = build_model(cfg)
+    DetectionCheckpointer(other).load(str(full))
+    assert all(torch.equal(v, trained[k]) for k, v in other.state_dict().items())
+    # the adapter file is about the trainable share of the full file
+    share = sum(p.numel() for p in fresh_model.parameters() if p.requires_grad) / sum(
+        p.numel() for p in fresh_model.parameters())
+    assert written["adapter"] < written["full"]
+    assert 0.5 * share < written["adapter"] / written["full"] < 1.5 * share + 0.02
+
+
+def test_incompatible_options_fail_at_start():
+    with pytest.raises(ValueError, match="fp16.*fsdp"):
+        build_strategy("fsdp", Precision("fp16"))
+    with pytest.raises(ValueError, match=r"train.deepspeed.stage=4"):
+        build_strategy("deepspeed", Precision(), stage=4)
+    with pytest.raises(ValueError, match="offload_optimizer needs stage 2 or 3"):
+        build_strategy("deepspeed", Precision(), stage=1, offload_optimizer=True)
+    with pytest.raises(ValueError, match="param_dtype"):
+        build_strategy("fsdp", Precision(), param_dtype="int8")
+    with pytest.raises(KeyError, match="train.strategy"):
+        build_strategy("horovod", Precision())
