@@ -210,3 +210,27 @@ def test_missing_dataset_names_path_and_layout():
         get_dataset_dicts("coco_2017_val")
     with pytest.raises(KeyError, match="not registered"):
         get_dataset_dicts("no_such_dataset")
+
+
+def test_signal_checkpoints_and_stops_without_slurm(tmp_path, monkeypatch):
+    import signal
+
+    from mona_scale.engine.preemption import PreemptionHook
+
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    trainer, _ = _trainer(_LossModel(nan_at=100), tmp_path, period=1000)
+
+    class SignalAt2(HookBase):
+        def after_step(self):
+            if self.trainer.iter == 2:
+                os.kill(os.getpid(), signal.SIGUSR1)  # as SLURM does before the time limit
+
+    hook = PreemptionHook()
+    trainer.register_hooks([SignalAt2(), hook])
+    hooks = trainer._hooks
+    trainer._hooks = [hooks[1], hooks[2], hooks[0]]  # signal, preemption, then checkpoint
+    previous = signal.getsignal(signal.SIGUSR1)
+    trainer.train(0, 10)
+    assert trainer.iter == 2 and hook.received == signal.SIGUSR1
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0000002"
+    assert signal.getsignal(signal.SIGUSR1) == previous  # handlers restored

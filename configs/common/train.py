@@ -23,6 +23,9 @@ train = dict(
     grad_accum=1,  # micro-batches per optimizer step
     clip_grad=0.0,  # max global grad norm, 0 = off
     stop_at_iter=0,  # checkpoint and exit after this iteration, as if preempted; 0 = off
+    # SIGUSR1 / SIGTERM: checkpoint after the current step and stop; under SLURM then
+    # `scontrol requeue` the job, which resumes (sbatch --signal=USR1@120 --requeue)
+    requeue=True,
     # wandb: mode auto = online with WANDB_API_KEY, else offline (files in output_dir/wandb)
     wandb=dict(enabled=True, project="mona_scale", name="", mode="auto"),
 )

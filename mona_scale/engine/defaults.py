@@ -27,6 +27,7 @@ from .config import save_config
 from .evaluation import EqualLengthLoader, SkipPadding
 from .optim import param_groups
 from .precision import Precision
+from .preemption import PreemptionHook
 from .strategies import Strategy, build_strategy
 from .trainer import MonaTrainer
 from .wandb_writer import WandbWriter
@@ -175,6 +176,7 @@ def do_train(cfg: DictConfig, model: nn.Module, resume: bool = False) -> None:
         MemoryHook(),
         hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
         StopAtIteration(int(train.get("stop_at_iter", 0) or 0)),
+        PreemptionHook(requeue=bool(train.get("requeue", True))),
         PeriodicCheckpointHook(checkpointer, **train.checkpointer),
         hooks.EvalHook(train.eval_period, lambda: do_test(cfg, wrapped, strategy)),
         hooks.PeriodicWriter(_writers(cfg), period=train.log_period)
