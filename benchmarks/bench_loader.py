@@ -5,16 +5,19 @@ Each variant runs in its own process on the quickstart configs' training loaders
 (configs/quickstart/shapes_cascade_mona[_stream].py: 128-pixel PNGs, instance masks,
 resize + flip; shapes_cls_mona[_stream].py: 64-pixel PNGs, random resized crop + flip),
 with the same mapper and batch size; images/s over ``--batches`` batches after
-``--warmup`` batches. A last table times a resumed stream: seconds until the first batch
-after ``resume_from(n)`` (samples are read but not decoded), against drawing n batches.
+``--warmup`` batches, the median of ``--repeats`` runs that alternate files and stream (so
+background load on a shared machine hits both alike). A last table times a resumed
+stream: seconds until the first batch after ``resume_from(n)`` (samples are read but not
+decoded), against drawing n batches.
 
-Usage: python benchmarks/bench_loader.py [--batches 60] [--warmup 5] [--root DIR]
+Usage: python benchmarks/bench_loader.py [--batches 40] [--warmup 5] [--repeats 3] [--root DIR]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import time
 
 from mona_scale.engine.config import load_config
@@ -66,7 +69,8 @@ def run_resume(task: str, skip: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--batches", type=int, default=60)
+    parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--resume-skip", type=int, default=100)
     parser.add_argument("--root", default=os.path.join(ROOT, "output/bench_loader/data"))
@@ -91,13 +95,17 @@ def main() -> None:
     rows = []
     for task in TASKS:
         for workers in (1, 2):
-            files = run_worker(script, task, "files", str(workers), *common)
-            stream = run_worker(script, task, "stream", str(workers), *common)
-            rows.append({"task": task, "workers": workers, "batch": files["batch"],
-                         "files img/s": files["images_per_s"],
-                         "stream img/s": stream["images_per_s"],
-                         "stream / files": stream["images_per_s"] / files["images_per_s"]})
-    print_table("Training loader throughput (read + decode + mapper), images/s", rows)
+            runs = {"files": [], "stream": []}
+            for _ in range(args.repeats):
+                for kind in runs:
+                    runs[kind].append(run_worker(script, task, kind, str(workers), *common))
+            files, stream = (statistics.median(r["images_per_s"] for r in runs[kind])
+                             for kind in ("files", "stream"))
+            rows.append({"task": task, "workers": workers, "batch": runs["files"][0]["batch"],
+                         "files img/s": files, "stream img/s": stream,
+                         "stream / files": stream / files})
+    print_table(f"Training loader throughput (read + decode + mapper), images/s, median of "
+                f"{args.repeats}", rows)
     resume = []
     for task in TASKS:
         record = run_worker(script, "resume", task, str(args.resume_skip), *common[2:])
