@@ -47,23 +47,55 @@ def train_net(tmp_path, task: str, *overrides: str, nproc: int = 1) -> None:
         launcher += ["-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
                      f"--master_port={find_free_port()}"]
     env = dict(os.environ, MONA_DATASETS=str(tmp_path / "data"), OMP_NUM_THREADS="1")
+    flags = [a for a in overrides if "=" not in a]  # e.g. --resume, before the overrides
     result = subprocess.run(
-        [*launcher, os.path.join(ROOT, "projects/train_net.py"), "--config-file",
-         os.path.join(ROOT, config), *tiny, "train.log_period=1", *overrides],
+        [*launcher, os.path.join(ROOT, "projects/train_net.py"), *flags, "--config-file",
+         os.path.join(ROOT, config), *tiny, "train.log_period=1",
+         *[a for a in overrides if "=" in a]],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
 
 
-@pytest.mark.parametrize("task, keys", [("semseg", ["sem_seg/mIoU", "sem_seg/pACC"]),
-                                        ("cls", ["classification/top1"])])
-def test_train_net_trains_and_evaluates(tmp_path, task, keys):
-    out = tmp_path / "run"
-    train_net(tmp_path, task, "train.max_iter=4", f"train.output_dir={out}")
+RUN = ["train.max_iter=5", "train.checkpointer.period=100"]
+
+
+@pytest.fixture(scope="module")
+def semseg_run(tmp_path_factory):
+    """A 5-iteration segmentation run (shared by the evaluation and the resume tests)."""
+    tmp = tmp_path_factory.mktemp("semseg")
+    train_net(tmp, "semseg", *RUN, f"train.output_dir={tmp / 'full'}")
+    return tmp
+
+
+def check_run(out, keys) -> None:
     records = read_metrics(out)
-    assert [r["iteration"] for r in records if "total_loss" in r] == [0, 1, 2, 3]
+    assert [r["iteration"] for r in records if "total_loss" in r] == [0, 1, 2, 3, 4]
     for key in keys:
         assert 0.0 <= records[-1][key] <= 100.0, key
     assert (out / "model_final.pth").is_file()
+
+
+def test_train_net_trains_and_evaluates_semseg(semseg_run):
+    check_run(semseg_run / "full", ["sem_seg/mIoU", "sem_seg/fwIoU", "sem_seg/mACC",
+                                    "sem_seg/pACC"])
+
+
+def test_train_net_trains_and_evaluates_classification(tmp_path):
+    train_net(tmp_path, "cls", *RUN, f"train.output_dir={tmp_path / 'run'}")
+    check_run(tmp_path / "run", ["classification/top1"])
+
+
+def test_semseg_resume_continues_the_same_run_exactly(semseg_run):
+    """Stopped after iteration 2 and resumed, the segmentation run (random resize, crop,
+    flip, photometric distortion, dropout) logs the same losses as an uninterrupted one."""
+    part = semseg_run / "part"
+    train_net(semseg_run, "semseg", *RUN, "train.stop_at_iter=2", f"train.output_dir={part}")
+    train_net(semseg_run, "semseg", "--resume", *RUN, f"train.output_dir={part}")
+    losses = {run: [(r["iteration"], r["loss_sem_seg"], r["loss_aux"])
+                    for r in read_metrics(semseg_run / run) if "total_loss" in r]
+              for run in ("full", "part")}
+    assert [i for i, *_ in losses["part"]] == [0, 1, 2, 3, 4]
+    assert losses["part"] == losses["full"]
 
 
 def test_upernet_with_syncbn_on_two_gloo_processes(tmp_path):
@@ -107,3 +139,4 @@ def test_every_tuning_method_steps(tmp_path, monkeypatch, task, method):
     assert (changed_in_backbone > 0) == (method != "fixed")
     backbone = next(m for m in model.modules() if isinstance(m, SwinTransformer))
     assert any(p.requires_grad for p in backbone.parameters()) == (method != "fixed")
+

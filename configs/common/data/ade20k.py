@@ -4,17 +4,18 @@
 # photometric distortion. Test: whole image resized to 2048x512 keep-ratio (short side 512,
 # long side <= 2048); predictions are resized back to the original size for the evaluator.
 from mona_scale.data.catalog import get_dataset_dicts
+from mona_scale.data.loader import build_train_loader
 from mona_scale.data.seg_transforms import ResizeRatioRange
 
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
-from detectron2.data import DatasetMapper, build_detection_test_loader, build_detection_train_loader
+from detectron2.data import DatasetMapper, build_detection_test_loader
 from detectron2.evaluation import SemSegEvaluator
 from detectron2.projects.point_rend import ColorAugSSDTransform
 from omegaconf import OmegaConf
 
 dataloader = OmegaConf.create()
-dataloader.train = L(build_detection_train_loader)(
+dataloader.train = L(build_train_loader)(  # resumable: exact data position on --resume
     dataset=L(get_dataset_dicts)(names="ade20k_sem_seg_train"),
     mapper=L(DatasetMapper)(
         is_train=True,
@@ -30,6 +31,7 @@ dataloader.train = L(build_detection_train_loader)(
     ),
     total_batch_size=16,
     num_workers=4,
+    seed="${train.seed}",  # the stream is a function of (seed, rank, position)
 )
 dataloader.test = L(build_detection_test_loader)(
     dataset=L(get_dataset_dicts)(names="ade20k_sem_seg_val", filter_empty=False),

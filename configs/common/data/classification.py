@@ -4,16 +4,17 @@
 # (flowers102.py, oxford_pets.py, voc07_cls.py).
 from mona_scale.data.classification import ClassificationMapper
 from mona_scale.data.cls_transforms import CenterCrop, RandomResizedCrop
+from mona_scale.data.loader import build_train_loader
 from mona_scale.evaluation import ClassificationEvaluator
 
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
-from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.data import build_detection_test_loader
 from omegaconf import OmegaConf
 from PIL import Image
 
 dataloader = OmegaConf.create()
-dataloader.train = L(build_detection_train_loader)(
+dataloader.train = L(build_train_loader)(  # resumable: exact data position on --resume
     dataset=None,
     mapper=L(ClassificationMapper)(
         is_train=True,
@@ -21,6 +22,7 @@ dataloader.train = L(build_detection_train_loader)(
     ),
     total_batch_size=16,
     num_workers=4,
+    seed="${train.seed}",  # the stream is a function of (seed, rank, position)
 )
 dataloader.test = L(build_detection_test_loader)(
     dataset=None,
