@@ -50,7 +50,7 @@ def worker(args) -> None:
     name = "deepspeed" if args.strategy.startswith("zero") else args.strategy.split("_")[0]
     strategy = build_strategy(name, Precision(), **STRATEGIES[args.strategy])
     model, optimizer = strategy.setup(model, lambda m: torch.optim.AdamW(
-        [p for p in m.parameters() if p.requires_grad], lr=1e-4))
+        [p for p in m.parameters() if p.requires_grad], lr=1e-4, foreach=True))
     size = 64 if args.model == "tiny" else args.size
     batch = [{"image": torch.randint(0, 255, (3, size, size), dtype=torch.uint8), "label": i}
              for i in range(args.batch)]

@@ -3,4 +3,6 @@
 import torch
 from detectron2.config import LazyCall as L
 
-AdamW = L(torch.optim.AdamW)(lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05)
+# foreach: one multi-tensor kernel per update op instead of one per parameter (the default
+# on GPU; on CPU it makes the step 5x faster, 12x under FSDP's DTensors)
+AdamW = L(torch.optim.AdamW)(lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05, foreach=True)

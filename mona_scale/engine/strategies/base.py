@@ -36,14 +36,16 @@ STRATEGIES: Registry[type[Strategy]] = Registry("train.strategy")
 
 
 def local_bytes(tensors) -> int:
-    """Bytes these tensors occupy on this rank (a DTensor counts its local shard)."""
-    total = 0
+    """Bytes of memory these tensors hold on this rank: a DTensor counts its local shard,
+    and views of one buffer (e.g. flat gradient partitions) count the buffer once."""
+    storages = {}
     for t in tensors:
         if t is None or not torch.is_tensor(t):
             continue
         t = t.to_local() if hasattr(t, "to_local") else t
-        total += t.numel() * t.element_size()
-    return total
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = max(storages.get(storage.data_ptr(), 0), storage.nbytes())
+    return sum(storages.values())
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
