@@ -2,15 +2,19 @@
 train / test loaders, which run in the main process around a torch ``DataLoader``.
 
     dataloader.train = L(build_stream_train_loader)(
-        dataset=L(shard_dataset)(name="coco_2017_train_stream",
-                                 manifests="datasets/shards/coco_train2017/manifest.json"),
+        dataset=L(shard_dataset)(name="coco_train2017_stream",
+                                 manifests="shards/coco_train2017"),  # under $DETECTRON2_DATASETS
         mapper=..., total_batch_size=16, num_workers=4)
+
+(``configs/common/data/stream.py`` builds these nodes from a file-based config.)
 
 Exact resume: the trainer counts the batches it drew from the train loader on this rank
 and, after a restart, calls ``loader.resume_from(batches)`` before the first ``iter()``;
 the stream then yields exactly the batches an uninterrupted run would have yielded next
 (same seed, world size and workers). Aspect-ratio grouping happens inside each stream
 before batches leave the worker, so the DataLoader's round-robin keeps positions exact.
+One case shifts later positions by a batch: a batch whose samples are *all* undecodable is
+skipped (and logged); a batch with some undecodable samples is yielded smaller instead.
 
 Corrupt data: :meth:`StreamingLoader.stats` returns ``data/samples_seen``,
 ``data/corrupt_samples`` and ``data/corrupt_{truncated,invalid,undecodable}`` (this
