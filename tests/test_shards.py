@@ -231,6 +231,7 @@ def test_truncated_tar_is_counted_and_stops_past_the_budget(copy_of, caplog):
     assert "shapes_instances_val-000001.tar" in caplog.text and "truncated" in caplog.text
     with pytest.raises(CorruptDataError, match="worst shard shapes_instances_val-000001.tar"):
         stream_eval(copy_of, 0.0)
+    assert mona_shards(["verify", str(copy_of)]) == 1  # sha256 and count mismatch
 
 
 def test_tar_cut_at_a_member_boundary_is_not_silently_short(copy_of, data, caplog):
