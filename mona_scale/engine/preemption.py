@@ -9,6 +9,7 @@ and resumes with no lost or repeated iteration.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import signal
@@ -75,4 +76,5 @@ class PreemptionHook(HookBase):
         job = os.environ.get("SLURM_JOB_ID")
         signalled = comm.all_gather(self.received is not None)
         if any(signalled) and self.requeue and job and comm.is_main_process():
-            requeue_slurm_job(job)
+            # at exit: SLURM kills the job on requeue, after the writers flushed and closed
+            atexit.register(requeue_slurm_job, job)

@@ -1,0 +1,123 @@
+"""The sbatch scripts (slurm/*.sh) on a REAL two-node SLURM cluster on localhost
+(tests/slurm_cluster.py): a two-task training job, preemption by signal with requeue and
+exact resume (metrics and wandb), a failing job, and the torchrun-per-node variant.
+
+The scripts ask for 8 GPUs per node; the tests override that on the sbatch command line
+with ``--gpus-per-node=0`` (Slurm 22.05 rejects ``--gres=`` and ``--gres=none``).
+"""
+import os
+import sys
+import time
+
+import pytest
+from slurm_cluster import install_slurm, running_cluster
+from test_train_net import CONFIG, ROOT, TINY, read_metrics
+from wandb_records import read_run
+
+QUICKSTART = os.path.relpath(CONFIG, ROOT)  # relative: the scripts resolve it in the repo
+CPU_ONLY = ["--ntasks-per-node=1", "--cpus-per-task=1", "--gpus-per-node=0"]
+SHORT = [*TINY, "dataloader.evaluator=null"]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    reason = install_slurm()
+    if reason:
+        pytest.skip(reason)
+    with running_cluster(tmp_path_factory.mktemp("slurm")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    return tmp_path_factory.mktemp("datasets")  # synthetic data, made once by the first job
+
+
+def submit(cluster, workdir, datasets, script, *args, sbatch=()):
+    """``sbatch -N2 <CPU overrides> slurm/<script> --config-file <quickstart> args`` from
+    the repository root, the job working in ``workdir``; returns the job id."""
+    env = {"MONA_PYTHON": sys.executable, "MONA_DATASETS": str(datasets),
+           "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
+    return cluster.sbatch("-N2", *CPU_ONLY, f"--chdir={workdir}", *sbatch,
+                          os.path.join(ROOT, "slurm", script), "--config-file", QUICKSTART,
+                          *args, env=env, cwd=ROOT)
+
+
+def run_dir(workdir, name, job):
+    return workdir / "output" / "slurm" / f"mona-{name}-{job}"  # the default output root
+
+
+def job_output(workdir, name, job):
+    return (workdir / f"mona-{name}-{job}.out").read_text()
+
+
+def iterations(out):
+    return [r["iteration"] for r in read_metrics(out) if "total_loss" in r]
+
+
+def test_coco_script_trains_on_two_nodes(cluster, tmp_path, datasets):
+    job = submit(cluster, tmp_path, datasets, "coco.sh", *SHORT, "train.max_iter=4")
+    info = cluster.wait(job)
+    log = job_output(tmp_path, "coco", job)
+    assert info["JobState"] == "COMPLETED", log[-3000:]
+    assert cluster.records(job) == ["COMPLETED"]  # sacct -c: the job completion log
+    assert info["NodeList"] == "n[1-2]" and info["NumTasks"] == "2"
+    out = run_dir(tmp_path, "coco", job)
+    assert iterations(out) == [0, 1, 2, 3]
+    assert "process 0 of 2" in (out / "log.txt").read_text()
+    assert "process 1 of 2" in (out / "log.txt.rank1").read_text()
+    assert f"job {job} (restart 0) on n[1-2]: 2 tasks" in log
+
+
+def test_failing_config_fails_the_job_with_the_error(cluster, tmp_path, datasets):
+    job = submit(cluster, tmp_path, datasets, "voc.sh", "train.max_iters=3")
+    info = cluster.wait(job)
+    assert info["JobState"] == "FAILED" and info["ExitCode"] != "0:0"
+    assert cluster.records(job) == ["FAILED"]
+    assert "train.max_iters" in job_output(tmp_path, "voc", job)
+
+
+def wait_for_iterations(cluster, job, out, count, timeout=240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (out / "metrics.json").is_file() and len(iterations(out)) >= count:
+            return
+        assert cluster.job(job).get("JobState") in ("PENDING", "RUNNING"), cluster.job(job)
+        time.sleep(0.2)
+    raise TimeoutError(f"job {job} did not reach iteration {count}")
+
+
+def test_preempted_job_requeues_and_resumes_exactly(cluster, tmp_path, datasets):
+    max_iter = 8
+    job = submit(cluster, tmp_path, datasets, "coco.sh", *SHORT, f"train.max_iter={max_iter}",
+                 "train.checkpointer.period=100")  # only the preemption writes a checkpoint
+    out = run_dir(tmp_path, "coco", job)
+    wait_for_iterations(cluster, job, out, 2)
+    cluster.run("scancel", "--signal=USR1", job)  # what --signal=USR1@120 / preemption send
+    info = cluster.wait(job)
+    log = job_output(tmp_path, "coco", job)  # --open-mode=append: both runs
+    assert info["JobState"] == "COMPLETED", log[-3000:]
+    assert int(info["Restarts"]) == 1
+    assert cluster.records(job)[-1] == "COMPLETED" and len(cluster.records(job)) == 2
+    assert "received SIGUSR1" in log and f"requeued SLURM job {job}" in log
+    assert f"job {job} (restart 1)" in log
+    stopped = int(log.split("resuming at iteration ")[1].split()[0])
+    assert 2 <= stopped < max_iter
+    assert (out / f"model_{stopped - 1:07d}").exists()  # the preemption checkpoint
+    assert iterations(out) == list(range(max_iter))  # none lost, none repeated
+    history, _, ids = read_run(out)
+    run_id = (out / "wandb_run_id").read_text()
+    assert ids == [run_id, run_id]  # one wandb run across the requeue
+    assert sorted(r["_step"] for r in history if "total_loss" in r) == list(range(max_iter))
+
+
+def test_torchrun_variant_runs_one_torchrun_per_node(cluster, tmp_path, datasets):
+    job = submit(cluster, tmp_path, datasets, "torchrun.sh", *SHORT, "train.max_iter=2")
+    info = cluster.wait(job)
+    log = job_output(tmp_path, "torchrun", job)
+    assert info["JobState"] == "COMPLETED", log[-3000:]
+    assert info["NumTasks"] == "2"  # one torchrun per node
+    out = run_dir(tmp_path, "torchrun", job)
+    assert iterations(out) == [0, 1]
+    assert "process 0 of 2" in (out / "log.txt").read_text()
+    assert "process 1 of 2" in (out / "log.txt.rank1").read_text()
