@@ -41,10 +41,14 @@ class EqualLengthLoader:
         return self.target
 
     def __iter__(self) -> Iterator[list[dict]]:
-        last = None
-        for last in self.loader:
+        last, yielded = None, 0
+        for last in self.loader:  # a stream may yield fewer than len() (corrupt samples)
+            yielded += 1
             yield last
-        for _ in range(self.target - self.length):
+        if last is None and self.target > 0:
+            raise ValueError("this rank's evaluation loader yielded nothing while other ranks "
+                             "evaluate: every rank needs at least one batch")
+        for _ in range(self.target - yielded):
             yield [dict(d, **{PADDING_KEY: True}) for d in last]
 
 

@@ -31,10 +31,9 @@ import contextlib
 import random
 from collections.abc import Iterator
 
-import numpy as np
-import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from ..rng import derive_seed, seeded
 from .budget import CorruptCounts, CorruptDataError
 from .manifest import ShardInfo, ShardSet
 from .memfs import serving
@@ -42,28 +41,6 @@ from .sample import InvalidSample, RawSample, decode_sample
 from .tario import TruncatedShard, read_samples
 
 __all__ = ["ShardStream", "derive_seed", "read_shard"]
-
-
-def derive_seed(*parts: int) -> int:
-    """A 63-bit seed from non-negative integers (numpy's SeedSequence mixing)."""
-    state = np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)
-    return int(state[0] >> np.uint64(1))
-
-
-@contextlib.contextmanager
-def _seeded(seed: int, restore: bool):
-    """Seed python, numpy and torch (CPU) RNGs; restore them afterwards if ``restore``."""
-    saved = (random.getstate(), np.random.get_state(), torch.get_rng_state()) if restore else None
-    random.seed(seed)
-    np.random.seed(seed & 0xFFFFFFFF)
-    torch.default_generator.manual_seed(seed)
-    try:
-        yield
-    finally:
-        if saved is not None:
-            random.setstate(saved[0])
-            np.random.set_state(saved[1])
-            torch.set_rng_state(saved[2])
 
 
 def read_shard(shard: ShardInfo, counts: CorruptCounts,
@@ -230,7 +207,7 @@ class ShardStream(IterableDataset):
         record, served = sample.dataset_dict()
         if self.mapper is None:
             return record
-        seeding = (_seeded(seed, restore=self.in_main_process) if seed is not None
+        seeding = (seeded(seed, restore=self.in_main_process) if seed is not None
                    else contextlib.nullcontext())
         with serving(served), seeding:
             try:
