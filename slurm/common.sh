@@ -1,7 +1,8 @@
 # Shared by the sbatch scripts in this folder (sourced, not run): resolves the config and
 # the output directory, sets the environment, and runs one training process per task with
-# srun. The task script sets CONFIG (its default config) and sources this file with the
-# script's own arguments: [--config-file X] [key=value ...].
+# srun (or, with LAUNCHER=torchrun as torchrun.sh sets, one torchrun per node starting
+# NPROC_PER_NODE ranks, default: the node's GPUs). The task script sets CONFIG (its default
+# config) and sources this file with its own arguments: [--config-file X] [key=value ...].
 #
 # Environment knobs (set them before sbatch; sbatch exports your environment):
 #   MONA_ROOT         the repository (default: the directory sbatch was run from)
@@ -38,7 +39,7 @@ ARGS=()
 OUTPUT_DIR=
 while [ $# -gt 0 ]; do
     case $1 in
-        --config-file) CONFIG=$2; shift 2 ;;
+        --config-file) CONFIG=${2:?--config-file needs a path}; shift 2 ;;
         --config-file=*) CONFIG=${1#--config-file=}; shift ;;
         train.output_dir=*) OUTPUT_DIR=${1#train.output_dir=}; shift ;;
         *) ARGS+=("$1"); shift ;;

@@ -55,7 +55,14 @@ def iterations(out):
     return [r["iteration"] for r in read_metrics(out) if "total_loss" in r]
 
 
-def test_coco_script_trains_on_two_nodes(cluster, tmp_path, datasets):
+@pytest.fixture(scope="module")
+def failing_job(cluster, tmp_path_factory, datasets):
+    """A job whose config override is unknown (submitted early: it runs next to another)."""
+    workdir = tmp_path_factory.mktemp("failing")
+    return workdir, submit(cluster, workdir, datasets, "voc.sh", "train.max_iters=3")
+
+
+def test_coco_script_trains_on_two_nodes(cluster, tmp_path, datasets, failing_job):
     job = submit(cluster, tmp_path, datasets, "coco.sh", *SHORT, "train.max_iter=4")
     info = cluster.wait(job)
     log = job_output(tmp_path, "coco", job)
@@ -69,12 +76,12 @@ def test_coco_script_trains_on_two_nodes(cluster, tmp_path, datasets):
     assert f"job {job} (restart 0) on n[1-2]: 2 tasks" in log
 
 
-def test_failing_config_fails_the_job_with_the_error(cluster, tmp_path, datasets):
-    job = submit(cluster, tmp_path, datasets, "voc.sh", "train.max_iters=3")
+def test_failing_config_fails_the_job_with_the_error(cluster, failing_job):
+    workdir, job = failing_job
     info = cluster.wait(job)
     assert info["JobState"] == "FAILED" and info["ExitCode"] != "0:0"
     assert cluster.records(job) == ["FAILED"]
-    assert "train.max_iters" in job_output(tmp_path, "voc", job)
+    assert "train.max_iters" in job_output(workdir, "voc", job)
 
 
 def wait_for_iterations(cluster, job, out, count, timeout=240):
@@ -87,37 +94,48 @@ def wait_for_iterations(cluster, job, out, count, timeout=240):
     raise TimeoutError(f"job {job} did not reach iteration {count}")
 
 
+def preempt_and_finish(cluster, workdir, name, job, max_iter, after):
+    """Signal the job once ``after`` iterations are logged, as SLURM does before the time
+    limit (--signal=USR1@120) or on preemption; wait until it ran again and finished.
+    Returns the run directory and the job's output (both runs: --open-mode=append)."""
+    out = run_dir(workdir, name, job)
+    wait_for_iterations(cluster, job, out, after)
+    cluster.run("scancel", "--signal=USR1", job)
+    info = cluster.wait(job)
+    log = job_output(workdir, name, job)
+    assert info["JobState"] == "COMPLETED", log[-3000:]
+    assert int(info["Restarts"]) == 1
+    assert cluster.records(job)[-1] == "COMPLETED" and len(cluster.records(job)) == 2
+    # (rank 0's own "requeued" line may be lost: SLURM kills the job as it requeues it)
+    assert "received SIGUSR1" in log and f"JOB {job} ON n1 CANCELLED" in log
+    assert "DUE TO JOB REQUEUE" in log
+    assert f"job {job} (restart 1)" in log
+    stopped = int(log.split("resuming at iteration ")[1].split()[0])
+    assert after <= stopped < max_iter
+    assert (out / f"model_{stopped - 1:07d}").exists()  # the preemption checkpoint
+    assert iterations(out) == list(range(max_iter))  # none lost, none repeated
+    return out, log
+
+
 def test_preempted_job_requeues_and_resumes_exactly(cluster, tmp_path, datasets):
     max_iter = 8
     job = submit(cluster, tmp_path, datasets, "coco.sh", *SHORT, f"train.max_iter={max_iter}",
                  "train.checkpointer.period=100")  # only the preemption writes a checkpoint
-    out = run_dir(tmp_path, "coco", job)
-    wait_for_iterations(cluster, job, out, 2)
-    cluster.run("scancel", "--signal=USR1", job)  # what --signal=USR1@120 / preemption send
-    info = cluster.wait(job)
-    log = job_output(tmp_path, "coco", job)  # --open-mode=append: both runs
-    assert info["JobState"] == "COMPLETED", log[-3000:]
-    assert int(info["Restarts"]) == 1
-    assert cluster.records(job)[-1] == "COMPLETED" and len(cluster.records(job)) == 2
-    assert "received SIGUSR1" in log and f"requeued SLURM job {job}" in log
-    assert f"job {job} (restart 1)" in log
-    stopped = int(log.split("resuming at iteration ")[1].split()[0])
-    assert 2 <= stopped < max_iter
-    assert (out / f"model_{stopped - 1:07d}").exists()  # the preemption checkpoint
-    assert iterations(out) == list(range(max_iter))  # none lost, none repeated
+    out, _ = preempt_and_finish(cluster, tmp_path, "coco", job, max_iter, after=2)
     history, _, ids = read_run(out)
     run_id = (out / "wandb_run_id").read_text()
     assert ids == [run_id, run_id]  # one wandb run across the requeue
     assert sorted(r["_step"] for r in history if "total_loss" in r) == list(range(max_iter))
 
 
-def test_torchrun_variant_runs_one_torchrun_per_node(cluster, tmp_path, datasets):
-    job = submit(cluster, tmp_path, datasets, "torchrun.sh", *SHORT, "train.max_iter=2")
-    info = cluster.wait(job)
-    log = job_output(tmp_path, "torchrun", job)
-    assert info["JobState"] == "COMPLETED", log[-3000:]
-    assert info["NumTasks"] == "2"  # one torchrun per node
-    out = run_dir(tmp_path, "torchrun", job)
-    assert iterations(out) == [0, 1]
+def test_torchrun_variant_runs_one_torchrun_per_node_and_survives_preemption(
+        cluster, tmp_path, datasets):
+    job = submit(cluster, tmp_path, datasets, "torchrun.sh", *SHORT, "train.max_iter=4",
+                 "train.checkpointer.period=100")
+    out, log = preempt_and_finish(cluster, tmp_path, "torchrun", job, 4, after=1)
+    assert cluster.job(job)["NumTasks"] == "2"  # one torchrun per node
+    assert "got signal: 10" not in log  # the signal reached the ranks, not torchrun
+    assert "process 0 of 2" in (out / "log.txt").read_text()
+    assert "process 1 of 2" in (out / "log.txt.rank1").read_text()
     assert "process 0 of 2" in (out / "log.txt").read_text()
     assert "process 1 of 2" in (out / "log.txt.rank1").read_text()
