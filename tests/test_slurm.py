@@ -6,6 +6,8 @@ The scripts ask for 8 GPUs per node; the tests override that on the sbatch comma
 with ``--gpus-per-node=0`` (Slurm 22.05 rejects ``--gres=`` and ``--gres=none``).
 """
 import os
+import re
+import subprocess
 import sys
 import time
 
@@ -17,6 +19,23 @@ from wandb_records import read_run
 QUICKSTART = os.path.relpath(CONFIG, ROOT)  # relative: the scripts resolve it in the repo
 CPU_ONLY = ["--ntasks-per-node=1", "--cpus-per-task=1", "--gpus-per-node=0"]
 SHORT = [*TINY, "dataloader.evaluator=null"]
+
+
+SCRIPTS = ["coco.sh", "voc.sh", "ade20k.sh", "cls.sh", "torchrun.sh"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_script_defaults(script):
+    path = os.path.join(ROOT, "slurm", script)
+    text = open(path).read()
+    assert subprocess.run(["bash", "-n", path]).returncode == 0
+    config = re.search(r"^CONFIG=(\S+)$", text, re.M).group(1)
+    assert os.path.isfile(os.path.join(ROOT, config)), config
+    options = " ".join(re.findall(r"^#SBATCH (.*)$", text, re.M)).split()
+    for option in ("--gpus-per-node=8", "--signal=USR1@120", "--requeue",
+                   "--output=%x-%j.out", "--open-mode=append"):
+        assert option in options, option
+    assert 'slurm/common.sh"' in text.splitlines()[-1]
 
 
 @pytest.fixture(scope="module")
