@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 def requeue_slurm_job(job_id: str) -> bool:
     """``scontrol requeue <job_id>``; returns whether SLURM accepted it (errors are logged)."""
+    logger.info(f"requeueing SLURM job {job_id} (it resumes from the last checkpoint)")
     try:
         result = subprocess.run(["scontrol", "requeue", job_id], capture_output=True,
                                 text=True, timeout=60)
