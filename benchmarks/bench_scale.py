@@ -89,13 +89,15 @@ def run(model: str, strategy: str, world: int, args) -> dict:
 
 def projected_bytes(frozen: int, trainable: int, strategy: str, world: int) -> dict:
     """Per-rank MiB by formula (fp32 weights and grads, AdamW: two fp32 moments; ZeRO adds
-    an fp32 master partition): frozen weights replicated except under ZeRO-3."""
+    an fp32 master partition; gradients of trainable weights sharded except under ddp):
+    frozen weights replicated except under ZeRO-3, and never with gradients or moments."""
     mib = 2 ** 20
     shard_all = strategy == "zero3"
     params = (frozen + trainable) * 4 / (world if shard_all else 1)
     if strategy.startswith("fsdp"):
         params = frozen * 4 + trainable * 4 / world
-    grads = trainable * 4 / (1 if strategy in ("ddp", "zero1") else world)
+    # DeepSpeed's stage 1 also reduces gradients into per-rank partitions (measured)
+    grads = trainable * 4 / (1 if strategy == "ddp" else world)
     optimizer = trainable * 8 / (1 if strategy == "ddp" else world)
     if strategy.startswith("zero"):
         optimizer += trainable * 4 / world
@@ -128,9 +130,13 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=4)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=2, help="images per rank")
+    parser.add_argument("--projection-only", action="store_true",
+                        help="only the formula table (seconds)")
     args = parser.parse_args()
     if args.worker:
         return worker(args)
+    if args.projection_only:
+        args.models = []
     for model in args.models:
         rows = []
         for world in (1, 2):
