@@ -9,14 +9,12 @@ import sys
 
 from mona_scale.backbones import SwinTransformer
 from mona_scale.engine.config import load_config
-from mona_scale.engine.defaults import build_model
 from mona_scale.launch import find_free_port
 
 import pytest
 import torch
-from detectron2.config import instantiate
-from detectron2.utils.events import EventStorage
 from test_train_net import METHOD_PARTS as TRAINED_PART  # backbone names each method trains
+from test_train_net import one_sgd_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_DATA = ["dataloader.train.num_workers=0", "dataloader.test.num_workers=0",
@@ -116,13 +114,7 @@ def test_every_tuning_method_steps(tmp_path, monkeypatch, task, method):
     config, overrides = TASKS[task]
     cfg = load_config(os.path.join(ROOT, config), [*overrides, f"tuning.method={method}",
                                                    f"train.output_dir={tmp_path}"])
-    model = build_model(cfg).train()
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    batch = next(iter(instantiate(cfg.dataloader.train)))
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
-    with EventStorage(0):
-        sum(model(batch).values()).backward()
-    optimizer.step()
+    model, before = one_sgd_step(cfg)
     part, changed_in_backbone = TRAINED_PART[method], 0
     for name, param in model.named_parameters():
         changed = not torch.equal(param, before[name])

@@ -100,6 +100,19 @@ def test_unknown_override_fails_naming_the_key(tmp_path):
     assert result.returncode != 0 and "train.max_iters" in result.stderr
 
 
+def one_sgd_step(cfg):
+    """Build ``cfg.model``, take one SGD step on one training batch; returns the model and
+    its parameters before the step."""
+    model = build_model(cfg).train()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    batch = next(iter(instantiate(cfg.dataloader.train)))
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    with EventStorage(0):
+        sum(model(batch).values()).backward()
+    optimizer.step()
+    return model, before
+
+
 METHOD_PARTS = {"mona": "my_module_", "adapter": "_adapter.", "adaptformer": "parallel_adapter.",
                 "lora": "lora_", "bitfit": ".bias", "ln": "norm", "partial-1": "layers.3.blocks.1.",
                 "fixed": None, "full": ""}
@@ -110,14 +123,8 @@ def test_every_tuning_method_steps_on_the_detector(tmp_path, method, monkeypatch
     monkeypatch.setenv("MONA_DATASETS", str(tmp_path))
     cfg = load_config(CONFIG, [*TINY, f"tuning.method={method}", "model.backbone.bottom_up."
                                "drop_path_rate=0.0", f"train.output_dir={tmp_path}"])
-    model = build_model(cfg).train()
+    model, before = one_sgd_step(cfg)
     backbone = next(m for m in model.modules() if isinstance(m, SwinTransformer))
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    batch = next(iter(instantiate(cfg.dataloader.train)))
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
-    with EventStorage(0):
-        sum(model(batch).values()).backward()
-    optimizer.step()
     part = METHOD_PARTS[method]
     changed_trainable = 0
     for name, param in model.named_parameters():
