@@ -31,8 +31,8 @@ from torch import nn
 
 from .strategies import Strategy
 
-__all__ = ["Checkpointer", "PeriodicCheckpointHook", "AtomicCheckpointer", "atomic_torch_save",
-           "rng_state", "set_rng_state", "POINTER", "FINAL_WEIGHTS"]
+__all__ = ["Checkpointer", "PeriodicCheckpointHook", "last_checkpoint", "AtomicCheckpointer",
+           "atomic_torch_save", "rng_state", "set_rng_state", "POINTER", "FINAL_WEIGHTS"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,20 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
+def last_checkpoint(save_dir: str) -> str | None:
+    """The checkpoint directory the ``last_checkpoint`` pointer in ``save_dir`` names, or
+    None when there is no pointer."""
+    pointer = os.path.join(save_dir, POINTER)
+    if not os.path.isfile(pointer):
+        return None
+    with open(pointer) as f:
+        path = os.path.join(save_dir, f.read().strip())
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"{pointer} names {path}, which is not a checkpoint "
+                                f"directory (a checkpoint of an older format?)")
+    return path
+
+
 def _barrier() -> None:
     if dist.is_initialized() and dist.get_world_size() > 1:
         dist.barrier()
@@ -109,18 +123,9 @@ class Checkpointer:
         self.save_dir, self.strategy, self.model = save_dir, strategy, model
         self.optimizer, self.trainer = optimizer, trainer
 
-    # --- finding checkpoints ----------------------------------------------------------
     def last_checkpoint(self) -> str | None:
-        """The directory ``last_checkpoint`` names, or None when there is none."""
-        pointer = os.path.join(self.save_dir, POINTER)
-        if not os.path.isfile(pointer):
-            return None
-        with open(pointer) as f:
-            path = os.path.join(self.save_dir, f.read().strip())
-        if not os.path.isdir(path):
-            raise FileNotFoundError(f"{pointer} names {path}, which is not a checkpoint "
-                                    f"directory (a checkpoint of an older format?)")
-        return path
+        """The directory ``last_checkpoint`` names in ``save_dir``, or None."""
+        return last_checkpoint(self.save_dir)
 
     # --- saving -----------------------------------------------------------------------
     def save(self, name: str) -> str:

@@ -22,7 +22,12 @@ from detectron2.utils.registry import locate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from .checkpoint import AtomicCheckpointer, Checkpointer, PeriodicCheckpointHook
+from .checkpoint import (
+    AtomicCheckpointer,
+    Checkpointer,
+    PeriodicCheckpointHook,
+    last_checkpoint,
+)
 from .config import save_config
 from .evaluation import EqualLengthLoader, SkipPadding
 from .optim import param_groups
@@ -164,13 +169,12 @@ def do_train(cfg: DictConfig, model: nn.Module, resume: bool = False) -> None:
     """
     train = cfg.train
     strategy = build_run_strategy(cfg)
-    checkpointer = Checkpointer(train.output_dir, strategy, model)
-    last = checkpointer.last_checkpoint() if resume else None
+    last = last_checkpoint(train.output_dir) if resume else None
     if last is None and train.init_checkpoint:
         load_init_checkpoint(model, train.init_checkpoint)
     wrapped, optimizer = strategy.setup(model, optimizer_factory(cfg))
     trainer = MonaTrainer(wrapped, instantiate(cfg.dataloader.train), optimizer, strategy)
-    checkpointer.model, checkpointer.optimizer, checkpointer.trainer = wrapped, optimizer, trainer
+    checkpointer = Checkpointer(train.output_dir, strategy, wrapped, optimizer, trainer)
     trainer.register_hooks([
         hooks.IterationTimer(),
         MemoryHook(),
@@ -204,7 +208,7 @@ class StopAtIteration(hooks.HookBase):
 
 def _load_for_evaluation(cfg: DictConfig, model: nn.Module, resume: bool) -> None:
     """``--eval-only``: the last checkpoint's weights (``--resume``) or init_checkpoint."""
-    last = Checkpointer(cfg.train.output_dir, None, model).last_checkpoint() if resume else None
+    last = last_checkpoint(cfg.train.output_dir) if resume else None
     if last is None:
         if cfg.train.init_checkpoint:
             load_init_checkpoint(model, cfg.train.init_checkpoint)
