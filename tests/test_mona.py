@@ -94,3 +94,40 @@ def test_recompute_gives_the_same_output_and_gradients():
     assert torch.allclose(grads[0][1], grads[1][1], atol=1e-5)
     for a, b in zip(grads[0][2], grads[1][2], strict=True):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_residual_keeps_the_input_dtype_under_autocast(fused):
+    mona = Mona(32, dropout=0.0, fused=fused)
+    x = torch.randn(2, 20, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert mona.branch(x, (4, 5)).dtype == torch.bfloat16  # the branch is half precision
+        out = mona(x, (4, 5))
+    assert out.dtype == torch.float32
+
+
+@pytest.mark.parametrize("recompute", [False, True])
+def test_fused_matches_reference_under_bf16_autocast(recompute):
+    fused = Mona(96, dropout=0.0, fused=True, recompute=recompute)
+    _randomise(fused)
+    reference = Mona(96, dropout=0.0, fused=False)
+    reference.load_state_dict(fused.state_dict())
+    x = torch.randn(2, 9 * 13, 96)
+    x_f, x_r = x.clone().requires_grad_(), x.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out_f, out_r = fused(x_f, (9, 13)), reference(x_r, (9, 13))
+    assert out_f.dtype == out_r.dtype == torch.float32
+    # the residual is exact in fp32: only the branch carries bf16 rounding (8 bits)
+    branch = out_r.detach() - x
+    assert (out_f - out_r).abs().max() <= 2 ** -6 * branch.abs().max()
+    grad_out = torch.randn_like(out_f)
+    out_f.backward(grad_out)
+    out_r.backward(grad_out)
+    assert x_f.grad.dtype == torch.float32
+    # d out / d x = I + d branch / d x: the identity part is exact, the rest is bf16
+    assert (x_f.grad - x_r.grad).abs().max() <= 2 ** -6 * (x_r.grad - grad_out).abs().max()
+    ref_params = dict(reference.named_parameters())
+    for name, p in fused.named_parameters():
+        expected = ref_params[name].grad
+        assert p.grad.dtype == torch.float32, name
+        assert (p.grad - expected).abs().max() <= 2 ** -5 * expected.abs().max(), name

@@ -122,7 +122,11 @@ class Mona(nn.Module):
         else:
             out = self.branch(x, hw)
         # fused: in-place residual on the Linear's fresh output (one full-width tensor fewer)
-        return out.add_(x) if self.fused else x + out
+        # when it has the input's dtype; under autocast the branch is half precision and the
+        # residual sum takes the input's (fp32) dtype, as in the reference path
+        if self.fused and out.dtype == x.dtype:
+            return out.add_(x)
+        return x + out
 
     def branch(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
         """Everything but the residual: ``up(drop(gelu(filters(down(scaled_norm(x))))))``."""
