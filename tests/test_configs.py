@@ -54,3 +54,31 @@ def test_voc_retinanet_recipe_and_other_methods():
         "res3", "res4", "res5"}
     assert _trainable(backbone) == REFERENCE_COUNTS[("swin_l", "lora")][0]
     assert model.num_classes == 20
+
+
+PAPER_CONFIGS = {  # config -> the backbone node's key
+    "configs/coco/cascade_mask_rcnn_swin_b_mona_3x.py": "model.backbone.bottom_up",
+    "configs/voc/retinanet_swin_l_mona_1x.py": "model.backbone.bottom_up",
+    "configs/ade20k/upernet_swin_l_mona_160k.py": "model.backbone",
+    "configs/classification/flowers102_swin_l_mona.py": "model.backbone",
+    "configs/classification/oxford_pets_swin_l_mona.py": "model.backbone",
+    "configs/classification/voc07_swin_l_mona.py": "model.backbone",
+    "configs/classification/voc07_multilabel_swin_l_mona.py": "model.backbone",
+}
+SWIN_T_CHANNELS = {"res2": 96, "res3": 192, "res4": 384, "res5": 768}  # the Swin paper's C=96
+
+
+@pytest.mark.parametrize("path", sorted(PAPER_CONFIGS))
+def test_backbone_size_is_one_override(path):
+    """``<backbone>.name=swin_t`` alone gives a model whose necks and heads take Swin-T's
+    channels (every paper config defaults to Swin-B or Swin-L): it runs a forward pass."""
+    key = PAPER_CONFIGS[path]
+    cfg = load_config(path, [f"{key}.name=swin_t", f"{key}.drop_path_rate=0.0"])
+    model = instantiate(cfg.model).eval()
+    backbone = find_backbone(model)
+    assert {k: v.channels for k, v in backbone.output_shape().items()} == {
+        k: c for k, c in SWIN_T_CHANNELS.items() if k in backbone.output_shape()}
+    with torch.no_grad():
+        outputs = model([{"image": torch.randint(0, 255, (3, 64, 96), dtype=torch.uint8)
+                          .float(), "height": 64, "width": 96}])
+    assert len(outputs) == 1

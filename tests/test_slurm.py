@@ -2,7 +2,7 @@
 (tests/slurm_cluster.py): a two-task training job, preemption by signal with requeue and
 exact resume (metrics and wandb), a failing job, and the torchrun-per-node variant.
 
-The scripts ask for 8 GPUs per node; the tests override that on the sbatch command line
+The scripts ask for GPUs (8 per node; voc.sh 2); the tests override that on the sbatch command line
 with ``--gpus-per-node=0`` (Slurm 22.05 rejects ``--gres=`` and ``--gres=none``).
 """
 import os
@@ -10,6 +10,8 @@ import re
 import subprocess
 import sys
 import time
+
+from mona_scale.engine.config import load_config
 
 import pytest
 from slurm_cluster import install_slurm, running_cluster
@@ -32,9 +34,16 @@ def test_script_defaults(script):
     config = re.search(r"^CONFIG=(\S+)$", text, re.M).group(1)
     assert os.path.isfile(os.path.join(ROOT, config)), config
     options = " ".join(re.findall(r"^#SBATCH (.*)$", text, re.M)).split()
-    for option in ("--gpus-per-node=8", "--signal=USR1@120", "--requeue",
-                   "--output=%x-%j.out", "--open-mode=append"):
+    for option in ("--signal=USR1@120", "--requeue", "--output=%x-%j.out",
+                   "--open-mode=append"):
         assert option in options, option
+    flags = dict(o[2:].split("=", 1) for o in options if "=" in o)
+    gpus, nodes = int(flags["gpus-per-node"]), int(flags["nodes"])
+    ranks_per_node = gpus if script == "torchrun.sh" else int(flags["ntasks-per-node"])
+    assert gpus == ranks_per_node >= 1  # one rank per GPU
+    # the default world size fits the config's total batch (the loader refuses otherwise)
+    batch = load_config(os.path.join(ROOT, config)).dataloader.train.total_batch_size
+    assert batch % (nodes * ranks_per_node) == 0, (script, batch, nodes, ranks_per_node)
     assert 'slurm/common.sh"' in text.splitlines()[-1]
 
 

@@ -14,7 +14,6 @@ MAX_ITER = 300
 
 model.backbone.update(name="swin_t", embed_dim=32, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8],
                       drop_path_rate=0.1)
-model.decode_head.input_shape.channels = [32, 64, 128, 256]
 model.decode_head.update(num_classes=4, channels=64)
 model.aux_head.channels = 32
 

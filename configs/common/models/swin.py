@@ -9,7 +9,12 @@ backbone = L(build_swin)(
     drop_path_rate=0.3,
     window_size=7,
     out_features=["res2", "res3", "res4", "res5"],
+    # None: the named size's; necks and heads follow the backbone (swin_output_shape)
+    embed_dim=None,
+    depths=None,
+    num_heads=None,
 )
+
 
 # ImageNet statistics in RGB (Swin's pretraining)
 pixel_mean = [123.675, 116.28, 103.53]

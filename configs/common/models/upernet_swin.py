@@ -3,7 +3,8 @@
 # cross-entropy ignoring 255; auxiliary FCN head (256 channels, one conv) on stage 3 with
 # loss weight 0.4. Norms are "SyncBN": plain BN in one process, synchronised under DDP
 # (NaiveSyncBatchNorm on CPU/gloo).
-from mona_scale.modeling import FCNHead, SemanticSegmentor, UPerHead, feature_shapes
+from mona_scale.backbones import swin_output_shape
+from mona_scale.modeling import FCNHead, SemanticSegmentor, UPerHead
 
 from detectron2.config import LazyCall as L
 
@@ -14,8 +15,11 @@ backbone.update(name="swin_l", drop_path_rate=0.2)
 model = L(SemanticSegmentor)(
     backbone=backbone,
     decode_head=L(UPerHead)(
-        # the backbone's res2..res5 channels (Swin-L); the model checks them at build time
-        input_shape=L(feature_shapes)(channels=[192, 384, 768, 1536]),
+        # the backbone's output_shape() (follows model.backbone.name / embed_dim)
+        input_shape=L(swin_output_shape)(
+            name="${...backbone.name}", embed_dim="${...backbone.embed_dim}",
+            depths="${...backbone.depths}", num_heads="${...backbone.num_heads}",
+            out_features="${...backbone.out_features}"),
         num_classes=150,
         in_features=["res2", "res3", "res4", "res5"],
         channels=512,
