@@ -36,8 +36,9 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 __all__ = ["Problem", "SplitData", "resolve_split", "check_labels", "check_files",
-           "check_record_files", "compare_splits", "class_counts", "is_stream_config",
-           "model_num_classes", "main"]
+           "check_record_files", "unpaired_files", "compare_splits", "class_counts",
+           "diagnose_coco_json", "diagnose_voc", "is_stream_config", "model_num_classes",
+           "run_checks", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -276,7 +277,22 @@ def _load_problems(split: str, error: Exception, source: str, names: Sequence[st
     found = []
     for name in names:
         found += _diagnose(split, name)
-    return found or [Problem(split, "unreadable dataset", source, message[:500])]
+    return found or [Problem(split, _kind_of(message), source, message[:500])]
+
+
+_MESSAGE_KINDS = (("outside [", "label out of range"), ("out of range", "label out of range"),
+                  ("must lie in", "label out of range"),
+                  ("expected '<path> <label>'", "empty label"),
+                  ("does not exist", "missing file"), ("No such file", "missing file"),
+                  ("not a readable image", "undecodable image"),
+                  ("cannot identify image", "undecodable image"))
+
+
+def _kind_of(message: str) -> str:
+    """The problem kind a reader's error message describes (``unreadable dataset`` when it
+    says nothing recognisable)."""
+    return next((kind for text, kind in _MESSAGE_KINDS if text in message),
+                "unreadable dataset")
 
 
 def _short(names: Sequence[str], count: int = 5) -> str:
@@ -333,6 +349,7 @@ def diagnose_coco_json(split: str, json_file: str, image_root: str) -> list[Prob
     with open(json_file) as f:
         data = json.load(f)
     categories = {c["id"] for c in data.get("categories", [])}
+    ids = sorted(categories)
     images = {i["id"]: os.path.join(image_root, i["file_name"]) for i in data.get("images", [])}
     problems = []
     for ann in data.get("annotations", []):
@@ -341,7 +358,7 @@ def diagnose_coco_json(split: str, json_file: str, image_root: str) -> list[Prob
         if ann.get("category_id") not in categories:
             problems.append(Problem(split, "label out of range", path,
                                     f"{where}: category_id {ann.get('category_id')} is not "
-                                    f"among its categories {sorted(categories)}"))
+                                    f"among the ids of its categories [{_short(ids)}]"))
         if ann.get("image_id") not in images:
             problems.append(Problem(split, "invalid annotation", json_file,
                                     f"{where}: image_id {ann.get('image_id')} is not an image"))
@@ -503,10 +520,25 @@ def _expected_size(record: dict) -> tuple[int, int] | None:
     return None
 
 
+def _exists(path: str) -> bool:
+    from detectron2.utils.file_io import PathManager
+
+    return bool(path) and PathManager.isfile(path)
+
+
+def _display_path(path: str) -> str:
+    """The file behind a path read through a converting ``PathManager`` handler (e.g.
+    ``reduce-zero-label://<file>``, ADE20K's raw labels), else the path itself."""
+    scheme, sep, rest = path.partition("://")
+    return rest if sep and scheme not in ("file", "http", "https", "s3", "gs") else path
+
+
 def _decode_image(path: str) -> tuple[int, int]:
-    """Fully decode an image as training reads it (EXIF orientation applied); return its
-    (width, height)."""
-    with Image.open(path) as image:
+    """Fully decode an image as training reads it (through detectron2's ``PathManager``,
+    EXIF orientation applied); return its (width, height)."""
+    from detectron2.utils.file_io import PathManager
+
+    with PathManager.open(path, "rb") as f, Image.open(f) as image:
         image.load()
         width, height = image.size
         orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
@@ -514,7 +546,9 @@ def _decode_image(path: str) -> tuple[int, int]:
 
 
 def _decode_mask(path: str) -> np.ndarray:
-    """A semantic mask as detectron2's ``DatasetMapper`` reads it (mode ``L``)."""
+    """A semantic mask as detectron2's ``DatasetMapper`` reads it (mode ``L``, through
+    ``PathManager``, so converting handlers such as ADE20K's ``reduce-zero-label://``
+    apply)."""
     from detectron2.data import detection_utils as utils
 
     return utils.read_image(path, "L").squeeze(2)
@@ -522,13 +556,15 @@ def _decode_mask(path: str) -> np.ndarray:
 
 def _mask_problems(record: dict, size: tuple[int, int] | None, num_classes: int,
                    ignore_label: int) -> tuple[list[tuple[str, str, str]], np.ndarray | None]:
-    path = record["sem_seg_file_name"]
-    if not os.path.isfile(path):
+    name = record["sem_seg_file_name"]
+    path = _display_path(name)
+    read_as = f" (read as {name.partition('://')[0]}://)" if path != name else ""
+    if not _exists(name):
         return [("missing file", path, "semantic mask does not exist")], None
     try:
-        mask = _decode_mask(path)
+        mask = _decode_mask(name)
     except Exception as e:  # PIL raises many types for broken files
-        return [("undecodable mask", path, f"{type(e).__name__}: {e}")], None
+        return [("undecodable mask", path, f"{type(e).__name__}: {e}{read_as}")], None
     problems = []
     if size is not None and (mask.shape[1], mask.shape[0]) != size:
         problems.append(("size mismatch", path, f"mask is {mask.shape[1]}x{mask.shape[0]}, "
@@ -538,8 +574,8 @@ def _mask_problems(record: dict, size: tuple[int, int] | None, num_classes: int,
            if v != ignore_label and num_classes and v >= num_classes]
     if bad:
         problems.append(("label out of range", path,
-                         f"mask values {[int(v) for v in bad[:10]]} outside [0, {num_classes})"
-                         f" and not the ignore value {ignore_label}"))
+                         f"mask values {[int(v) for v in bad[:10]]}{read_as} outside "
+                         f"[0, {num_classes}) and not the ignore value {ignore_label}"))
     return problems, histogram
 
 
@@ -559,7 +595,7 @@ def check_record_files(record: dict, num_classes: int = 0,
         None without a readable mask).
     """
     path = record.get("file_name", "")
-    if not path or not os.path.isfile(path):
+    if not _exists(path):
         return [("missing file", path, "image does not exist")], None
     try:
         size = _decode_image(path)
@@ -611,6 +647,40 @@ def check_files(data: SplitData, workers: int = 1) -> tuple[list[Problem], np.nd
             stats = np.zeros((2, histogram.size), dtype=np.int64) if stats is None else stats
             stats += np.stack([histogram, histogram > 0])
     return problems, stats
+
+
+def _stems(directory: str) -> dict[str, str]:
+    return {os.path.splitext(f)[0]: os.path.join(directory, f)
+            for f in sorted(os.listdir(directory)) if not f.startswith(".")}
+
+
+def unpaired_files(data: SplitData) -> list[Problem]:
+    """Images without a mask and masks without an image in a semantic-segmentation set's
+    directories (detectron2's ``load_sem_seg`` silently keeps only the pairs).
+
+    Args:
+        data: a resolved split; its datasets' metadata name ``image_root`` and
+            ``sem_seg_root``.
+
+    Returns:
+        ``missing file`` problems, the path being the file that has no partner.
+    """
+    from detectron2.data import MetadataCatalog
+
+    problems = []
+    for name in data.names if data.task == "sem_seg" else []:
+        meta = MetadataCatalog.get(name)
+        roots = meta.get("image_root", None), meta.get("sem_seg_root", None)
+        if not all(r and os.path.isdir(r) for r in roots):
+            continue
+        images, masks = _stems(roots[0]), _stems(roots[1])
+        problems += [Problem(data.split, "missing file", masks[k],
+                             f"mask without an image {k}.* in {roots[0]}")
+                     for k in sorted(set(masks) - set(images))]
+        problems += [Problem(data.split, "missing file", images[k],
+                             f"image without a mask {k}.* in {roots[1]}")
+                     for k in sorted(set(images) - set(masks))]
+    return problems
 
 
 # ---------------------------------------------------------------------- cross checks
@@ -741,7 +811,8 @@ def summary_table(splits: dict[str, SplitData], counts: dict[str, tuple[Counter,
         rows.append([name, ", ".join(data.names) or data.source, data.task, len(data.records),
                      sum(counts[name][1].values()), len(data.classes), data.empty,
                      data.skipped_empty])
-    return tabulate(rows, headers=["split", "dataset", "task", "images", "annotations",
+    return tabulate(rows, headers=["split", "dataset", "task", "images",
+                                   "annotations (sem_seg: pixels)",
                                    "classes", "without annotations",
                                    "skipped (no annotations)"], tablefmt="pipe")
 
@@ -797,7 +868,7 @@ def _check_split(cfg, split: str, args) -> tuple[SplitData | None, list[Problem]
     mask_stats = None
     if not args.skip_files:
         found, mask_stats = check_files(data, args.workers)
-        problems += found
+        problems += found + unpaired_files(data)
     problems += _model_problem(data, model_num_classes(cfg.model), args.config_file)
     return data, problems, class_counts(data, mask_stats)
 
