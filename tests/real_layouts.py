@@ -4,10 +4,10 @@ Every writer takes a root that acts as ``$DETECTRON2_DATASETS`` and writes a few
 images (64..128 px) with the file names, folder structure and annotation formats of the
 downloaded archives, including the quirks real users meet:
 
-* COCO 2017 (``coco/``): ``info``/``licenses`` keys, sparse category ids (1, 3, 18) with
-  supercategories, polygon segmentations, an ``iscrowd=1`` object whose segmentation is an
-  uncompressed (list ``counts``) column-major RLE as in the real crowd annotations, and a
-  grayscale JPEG.
+* COCO 2017 (``coco/``): ``info``/``licenses`` keys, all 80 categories with their sparse
+  ids (1..90) and supercategories (objects of ids 1, 3 and 18), polygon segmentations, an
+  ``iscrowd=1`` object whose segmentation is an uncompressed (list ``counts``) column-major
+  RLE as in the real crowd annotations, and a grayscale JPEG.
 * Pascal VOC (``VOC2007/``, ``VOC2012/`` as in VOCdevkit): the real XML schema (``<size>``,
   ``<pose>``, ``<truncated>``, ``<difficult>``, 1-based pixel boxes), ``ImageSets/Main``
   ``{train,val,trainval,test}.txt`` and per-class ``<class>_<split>.txt`` (1 / -1 / 0 for
@@ -36,7 +36,7 @@ from PIL import Image, ImageDraw
 
 __all__ = ["write_real_datasets", "write_coco", "write_voc", "write_ade20k",
            "write_flowers102", "write_oxford_pets", "VOC_CLASSES", "PET_BREEDS",
-           "COCO_CATEGORIES", "EXIF_ORIENTATION"]
+           "COCO_CATEGORIES", "COCO_USED_IDS", "EXIF_ORIENTATION"]
 
 EXIF_ORIENTATION = 0x0112  # the EXIF tag id of "Orientation"
 
@@ -54,9 +54,31 @@ PET_BREEDS = (
     "samoyed", "scottish_terrier", "shiba_inu", "Siamese", "Sphynx",
     "staffordshire_bull_terrier", "wheaten_terrier", "yorkshire_terrier")
 
-COCO_CATEGORIES = ({"supercategory": "person", "id": 1, "name": "person"},
-                   {"supercategory": "vehicle", "id": 3, "name": "car"},
-                   {"supercategory": "animal", "id": 18, "name": "dog"})
+# All 80 categories, as every real instances_*.json lists them (sparse ids 1..90); the
+# fixture's objects use person (1), car (3) and dog (18).
+_COCO_80 = """1 person person|2 vehicle bicycle|3 vehicle car|4 vehicle motorcycle
+5 vehicle airplane|6 vehicle bus|7 vehicle train|8 vehicle truck|9 vehicle boat
+10 outdoor traffic light
+11 outdoor fire hydrant|13 outdoor stop sign|14 outdoor parking meter|15 outdoor bench
+16 animal bird|17 animal cat|18 animal dog|19 animal horse|20 animal sheep|21 animal cow
+22 animal elephant|23 animal bear|24 animal zebra|25 animal giraffe|27 accessory backpack
+28 accessory umbrella|31 accessory handbag|32 accessory tie|33 accessory suitcase
+34 sports frisbee|35 sports skis|36 sports snowboard|37 sports sports ball|38 sports kite
+39 sports baseball bat|40 sports baseball glove|41 sports skateboard|42 sports surfboard
+43 sports tennis racket|44 kitchen bottle|46 kitchen wine glass|47 kitchen cup|48 kitchen fork
+49 kitchen knife|50 kitchen spoon|51 kitchen bowl|52 food banana|53 food apple
+54 food sandwich|55 food orange|56 food broccoli|57 food carrot|58 food hot dog|59 food pizza
+60 food donut|61 food cake|62 furniture chair|63 furniture couch|64 furniture potted plant
+65 furniture bed|67 furniture dining table|70 furniture toilet|72 electronic tv
+73 electronic laptop|74 electronic mouse|75 electronic remote|76 electronic keyboard
+77 electronic cell phone|78 appliance microwave|79 appliance oven|80 appliance toaster
+81 appliance sink|82 appliance refrigerator|84 indoor book|85 indoor clock|86 indoor vase
+87 indoor scissors|88 indoor teddy bear|89 indoor hair drier|90 indoor toothbrush"""
+COCO_CATEGORIES = tuple(
+    {"supercategory": entry.split(" ", 2)[1], "id": int(entry.split(" ", 2)[0]),
+     "name": entry.split(" ", 2)[2]}
+    for entry in _COCO_80.replace("\n", "|").split("|"))
+COCO_USED_IDS = (1, 3, 18)
 
 
 def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
@@ -114,7 +136,7 @@ def write_coco(root: Path) -> dict:
         root: the ``$DETECTRON2_DATASETS`` directory.
 
     Returns:
-        ``{"train": n_images, "val": n_images, "num_classes": 3, "annotations": {split: n}}``.
+        ``{"train": n_images, "val": n_images, "num_classes": 80, "annotations": {split: n}}``.
     """
     root = Path(root)
     rng = np.random.default_rng(2017)

@@ -14,10 +14,11 @@ DATA_LAYOUT_HELP = {
     "pascal_voc": ("Pascal VOC goes under $DETECTRON2_DATASETS (default ./datasets) as\n"
                    "  VOC2007/{Annotations,ImageSets/Main,JPEGImages}/  (trainval + test)\n"
                    "  VOC2012/{Annotations,ImageSets/Main,JPEGImages}/"),
-    "sem_seg": ("ADE20K goes under $DETECTRON2_DATASETS (default ./datasets) as\n"
-                "  ADEChallengeData2016/images/{training,validation}/*.jpg\n"
-                "  ADEChallengeData2016/annotations_detectron2/{training,validation}/*.png\n"
-                "  (annotations_detectron2: run detectron2's datasets/prepare_ade20k_sem_seg.py)"),
+    "sem_seg": ("ADE20K goes under $DETECTRON2_DATASETS (default ./datasets) as extracted\n"
+                "from ADEChallengeData2016.zip:\n"
+                "  ADEChallengeData2016/images/{training,validation}/ADE_*.jpg\n"
+                "  ADEChallengeData2016/annotations/{training,validation}/ADE_*.png\n"
+                "  (detectron2's converted annotations_detectron2/ is used instead if present)"),
 }
 
 

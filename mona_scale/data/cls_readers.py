@@ -1,5 +1,6 @@
-"""Classification dataset readers: an ImageFolder tree, the reference's split files, and
-VOC 2007 image labels. Each returns detectron2-style dicts (``file_name``, ``image_id``,
+"""Classification dataset readers: an ImageFolder tree, split files (the reference's format
+and Oxford-IIIT Pets' own ``annotations/{trainval,test}.txt``), Oxford Flowers-102's MATLAB
+files, and VOC 2007 image labels. Each returns detectron2-style dicts (``file_name``, ``image_id``,
 ``label``) for :class:`~mona_scale.data.classification.ClassificationMapper`.
 
 Relative paths are resolved against ``$DETECTRON2_DATASETS`` (default ``./datasets``), so
@@ -14,8 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-__all__ = ["IMAGE_EXTENSIONS", "datasets_root", "image_folder_dicts", "split_file_dicts",
-           "voc_classification_dicts", "check_image"]
+__all__ = ["IMAGE_EXTENSIONS", "FLOWERS102_SPLITS", "datasets_root", "image_folder_dicts",
+           "split_file_dicts", "flowers102_dicts", "voc_classification_dicts", "check_image"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -150,6 +151,66 @@ def split_file_dicts(split_file: str, image_root: str | None = None, num_classes
         dicts.append({"file_name": path, "image_id": len(dicts), "label": label})
     if not dicts:
         raise ValueError(f"split file {split_file!r} lists no images")
+    return dicts
+
+
+FLOWERS102_SPLITS = {"train": ("trnid",), "val": ("valid",), "trainval": ("trnid", "valid"),
+                     "test": ("tstid",)}
+
+
+def _load_mat_vector(path: str, key: str) -> np.ndarray:
+    from scipy.io import loadmat
+
+    try:
+        data = loadmat(path)
+    except (OSError, ValueError) as e:
+        raise FileNotFoundError(f"{path!r} cannot be read as a MATLAB file: {e}") from e
+    if key not in data:
+        raise KeyError(f"{path!r} has no variable {key!r} (has "
+                       f"{sorted(k for k in data if not k.startswith('__'))})")
+    return np.asarray(data[key]).ravel().astype(np.int64)
+
+
+def flowers102_dicts(root: str = "flowers102", split: str = "trainval",
+                     check_images: bool = True) -> list[dict]:
+    """Oxford Flowers-102 from the files the owners distribute: ``<root>/jpg/image_%05d.jpg``,
+    ``<root>/imagelabels.mat`` (``labels``: 1..102 per image) and ``<root>/setid.mat``
+    (``trnid``, ``valid``, ``tstid``: 1-based image numbers).
+
+    Args:
+        root: the directory (relative paths: under :func:`datasets_root`).
+        split: ``train`` (1,020 images), ``val`` (1,020), ``trainval`` (train then val,
+            2,040) or ``test`` (6,149).
+        check_images: open every image once to fail early on missing or unreadable files.
+
+    Returns:
+        One dict per image in ``setid.mat`` order: ``file_name``, ``image_id`` (the image
+        number) and ``label`` (0..101).
+    """
+    if split not in FLOWERS102_SPLITS:
+        raise ValueError(f"Flowers102 split {split!r}: expected one of "
+                         f"{sorted(FLOWERS102_SPLITS)}")
+    root = _resolve(root)
+    labels_file = os.path.join(root, "imagelabels.mat")
+    setid_file = os.path.join(root, "setid.mat")
+    labels = _load_mat_vector(labels_file, "labels") - 1
+    if labels.size == 0 or labels.min() < 0 or labels.max() > 101:
+        raise ValueError(f"{labels_file!r}: labels must lie in 1..102, got "
+                         f"{labels.min() + 1 if labels.size else 'none'}.."
+                         f"{labels.max() + 1 if labels.size else 'none'}")
+    dicts = []
+    for key in FLOWERS102_SPLITS[split]:
+        for number in _load_mat_vector(setid_file, key).tolist():
+            if not 1 <= number <= labels.size:
+                raise ValueError(f"{setid_file!r}: {key} lists image {number}, but "
+                                 f"{labels_file!r} labels images 1..{labels.size}")
+            path = os.path.join(root, "jpg", f"image_{number:05d}.jpg")
+            if check_images:
+                check_image(path, f"{setid_file} ({key})")
+            dicts.append({"file_name": path, "image_id": number,
+                          "label": int(labels[number - 1])})
+    if not dicts:
+        raise ValueError(f"{setid_file!r}: split {split!r} lists no images")
     return dicts
 
 

@@ -1,8 +1,13 @@
-# ADE20K (detectron2's builtin ade20k_sem_seg_{train,val}; see datasets/prepare_ade20k_sem_seg.py)
-# with the paper's augmentation (mmseg's): keep-ratio resize into 2048x512 times a ratio in
+# ADE20K as distributed (ade20k_train / ade20k_val, registered by mona_scale.data.ade20k):
+#   ADEChallengeData2016/images/{training,validation}/ADE_*.jpg under $DETECTRON2_DATASETS
+#   ADEChallengeData2016/annotations/{training,validation}/ADE_*.png  (0 = other, 1..150)
+# labels are converted when read (0 -> 255 ignored, k -> k-1), for training and evaluation;
+# detectron2's converted annotations_detectron2/ is used as is when present.
+# With the paper's augmentation (mmseg's): keep-ratio resize into 2048x512 times a ratio in
 # [0.5, 2.0], a 512x512 crop in which no class covers more than 75 %, horizontal flip,
 # photometric distortion. Test: whole image resized to 2048x512 keep-ratio (short side 512,
 # long side <= 2048); predictions are resized back to the original size for the evaluator.
+import mona_scale.data.ade20k  # noqa: F401  (registers ade20k_train / ade20k_val)
 from mona_scale.data.catalog import get_dataset_dicts
 from mona_scale.data.loader import build_train_loader
 from mona_scale.data.seg_transforms import ResizeRatioRange
@@ -16,7 +21,7 @@ from omegaconf import OmegaConf
 
 dataloader = OmegaConf.create()
 dataloader.train = L(build_train_loader)(  # resumable: exact data position on --resume
-    dataset=L(get_dataset_dicts)(names="ade20k_sem_seg_train"),
+    dataset=L(get_dataset_dicts)(names="ade20k_train"),
     mapper=L(DatasetMapper)(
         is_train=True,
         augmentations=[
@@ -32,9 +37,10 @@ dataloader.train = L(build_train_loader)(  # resumable: exact data position on -
     total_batch_size=16,
     num_workers=4,
     seed="${train.seed}",  # the stream is a function of (seed, rank, position)
+    aspect_ratio_grouping=False,  # every image is cropped to 512x512; records carry no sizes
 )
 dataloader.test = L(build_detection_test_loader)(
-    dataset=L(get_dataset_dicts)(names="ade20k_sem_seg_val", filter_empty=False),
+    dataset=L(get_dataset_dicts)(names="ade20k_val", filter_empty=False),
     mapper=L(DatasetMapper)(
         is_train=False,
         augmentations=[L(T.ResizeShortestEdge)(short_edge_length=512, max_size=2048)],

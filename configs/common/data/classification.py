@@ -23,6 +23,9 @@ dataloader.train = L(build_train_loader)(  # resumable: exact data position on -
     total_batch_size=16,
     num_workers=4,
     seed="${train.seed}",  # the stream is a function of (seed, rank, position)
+    # every image is cropped to 224x224, so grouping by aspect ratio is pointless (and the
+    # readers give no sizes)
+    aspect_ratio_grouping=False,
 )
 dataloader.test = L(build_detection_test_loader)(
     dataset=None,

@@ -1,7 +1,12 @@
-# Oxford Flowers-102 from split files (lines "<path relative to flowers102/> <label 0..101>"):
-#   datasets/flowers102/jpg/image_00001.jpg ...
-#   datasets/flowers102/meta/{trainval,test}.txt   (train+val: 2,040 images; test: 6,149)
-from mona_scale.data.cls_readers import split_file_dicts
+# Oxford Flowers-102 read from the files the owners distribute, under $DETECTRON2_DATASETS:
+#   flowers102/jpg/image_00001.jpg ... image_08189.jpg
+#   flowers102/imagelabels.mat   (labels 1..102 -> 0..101)
+#   flowers102/setid.mat         (trnid + valid = train 2,040 images; tstid = test 6,149)
+# The split is our assumption: the owners' train+val for training and their test set for
+# evaluation (the authors trained from label files, train2mmcls.txt / test2mmcls.txt, that
+# they did not publish). Split files ("<path> <label>" lines) stay supported:
+#   dataloader.train.dataset = L(split_file_dicts)(split_file=..., num_classes=102)
+from mona_scale.data.cls_readers import flowers102_dicts
 
 from detectron2.config import LazyCall as L
 
@@ -10,8 +15,6 @@ from .classification import dataloader
 NUM_CLASSES = 102
 TRAIN_IMAGES = 2040
 
-dataloader.train.dataset = L(split_file_dicts)(
-    split_file="flowers102/meta/trainval.txt", image_root="flowers102", num_classes=NUM_CLASSES)
-dataloader.test.dataset = L(split_file_dicts)(
-    split_file="flowers102/meta/test.txt", image_root="flowers102", num_classes=NUM_CLASSES)
+dataloader.train.dataset = L(flowers102_dicts)(root="flowers102", split="trainval")
+dataloader.test.dataset = L(flowers102_dicts)(root="flowers102", split="test")
 dataloader.evaluator.dataset_name = "flowers102_test"

@@ -1,7 +1,10 @@
-# Oxford-IIIT Pets read from its own annotation files (lines "<image name> <class 1..37>
-# <species> <breed id>"; 37 classes):
-#   datasets/oxford_pets/images/Abyssinian_1.jpg ...
-#   datasets/oxford_pets/annotations/{trainval,test}.txt   (3,680 / 3,669 images)
+# Oxford-IIIT Pets read from the files the owners distribute, under $DETECTRON2_DATASETS
+# (annotation lines "<image name> <class 1..37> <species> <breed id>"; 37 classes):
+#   oxford_pets/images/Abyssinian_1.jpg ...
+#   oxford_pets/annotations/{trainval,test}.txt   (3,680 / 3,669 images)
+# A few files named .jpg hold PNG (some RGBA) or GIF data; detectron2's read_image decodes
+# them (and applies EXIF orientation) to RGB. The split is our assumption: the owners'
+# trainval for training and test for evaluation (the authors' label files are unpublished).
 from mona_scale.data.cls_readers import split_file_dicts
 
 from detectron2.config import LazyCall as L

@@ -1,7 +1,11 @@
 # Pascal VOC 2007 image classification from detectron2's builtin VOC detection sets
-# (datasets/VOC2007/{Annotations,ImageSets/Main,JPEGImages}); trainval 5,011 / test 4,952.
-# As in the paper, single-label 20-way: an image's label is the class of its largest object.
-# The multi-label variant (multi_label=True: every object class, mAP) is voc07_cls_multilabel.py.
+# (VOCdevkit's VOC2007/{Annotations,ImageSets/Main,JPEGImages} under $DETECTRON2_DATASETS,
+# trainval and test archives extracted into the same folder); trainval 5,011 / test 4,952.
+# The paper reports single-label 20-way accuracy, but the authors' label files
+# (train2mmcls.txt / test2mmcls.txt) are unpublished: our rule, an assumption, labels an image
+# with the class of its largest object box, objects marked difficult included.
+# The multi-label variant (multi_label=True: every object class, difficult included, mAP) is
+# voc07_cls_multilabel.py.
 from mona_scale.data.cls_readers import voc_classification_dicts
 
 from detectron2.config import LazyCall as L
