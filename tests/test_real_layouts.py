@@ -413,3 +413,33 @@ def test_paper_configs_resolve_their_datasets_on_the_real_layouts(real):
         assert got["sizes"] or got["grouping"] is False, config  # grouping needs sizes
         if kind in ("coco", "voc", "ade20k"):
             assert got["evaluator_set"], config
+
+
+# ------------------------------------------------------------------------------- shards
+# "ade20k" joins once the shard writer opens files through PathManager (raw ADE20K label maps
+# are served converted under reduce-zero-label:// names).
+@pytest.mark.parametrize("kind", ["flowers102"])
+def test_shards_from_the_real_layouts(real, tmp_path, kind):
+    """Shards written from the raw layouts hold what the file-based readers give."""
+    from mona_scale.data.ade20k import ade20k_sem_seg_dicts
+    from mona_scale.data.cls_readers import flowers102_dicts
+    from mona_scale.data.shards import shard_dataset, shard_dicts, write_shards
+    from mona_scale.data.shards.sources import ade20k_source, flowers102_source
+
+    from detectron2.data import detection_utils as utils
+    root, _, _ = real
+    if kind == "flowers102":
+        source = flowers102_source(str(root / "flowers102"), "trainval")
+        expected = flowers102_dicts(str(root / "flowers102"), "trainval")
+    else:
+        source = ade20k_source(str(root / "ADEChallengeData2016"), "validation")
+        expected = ade20k_sem_seg_dicts(str(root / "ADEChallengeData2016"), "validation")
+    write_shards(source, str(tmp_path / kind), shard_size=3, progress=False)
+    got = shard_dicts(shard_dataset(f"_t_real_{kind}_shards", str(tmp_path / kind)))
+    assert len(got) == len(expected)
+    for streamed, record in zip(got, expected, strict=True):
+        if kind == "flowers102":
+            assert streamed["label"] == record["label"]
+        else:  # the stored mask is the converted one
+            assert np.array_equal(utils.read_image(streamed["sem_seg_file_name"]),
+                                  utils.read_image(record["sem_seg_file_name"]))

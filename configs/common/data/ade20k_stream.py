@@ -1,5 +1,6 @@
 # ADE20K streamed from webdataset shards, with ade20k.py's augmentation and evaluation
-# (SemSegEvaluator reads the ground-truth masks from the shards). Write them once:
+# (SemSegEvaluator reads the ground-truth masks from the shards). Write them once from the
+# archive's layout (raw labels are stored converted: 0..149, 255 ignored):
 #   mona-shards ade20k --root datasets/ADEChallengeData2016 --split training \
 #       --out datasets/shards/ade20k_train --shard-size 200
 #   mona-shards ade20k --root datasets/ADEChallengeData2016 --split validation \

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 __all__ = ["Source", "SOURCES", "coco_source", "voc_source", "ade20k_source",
-           "imagefolder_source", "splitfile_source", "voc_cls_source", "catalog_source",
-           "infer_task"]
+           "imagefolder_source", "splitfile_source", "flowers102_source", "voc_cls_source",
+           "catalog_source", "infer_task"]
 
 @dataclass
 class Source:
@@ -80,20 +80,17 @@ def voc_source(dirname: str, split: str, name: str | None = None,
 
 
 def ade20k_source(root: str, split: str = "training", name: str | None = None) -> Source:
-    """ADE20K scene parsing in detectron2's layout: ``<root>/images/<split>/*.jpg`` and
-    ``<root>/annotations_detectron2/<split>/*.png`` (``root`` is ``ADEChallengeData2016``;
-    ``split`` is ``training`` or ``validation``), loaded by detectron2's ``load_sem_seg``."""
-    from detectron2.data.datasets import load_sem_seg
+    """ADE20K scene parsing as distributed: ``<root>/images/<split>/*.jpg`` with the raw
+    ``<root>/annotations/<split>/*.png`` (labels converted when read, see
+    :mod:`mona_scale.data.ade20k`), or detectron2's ``annotations_detectron2/<split>`` when
+    present (``root`` is ``ADEChallengeData2016``; ``split`` is ``training`` or
+    ``validation``); records from :func:`~mona_scale.data.ade20k.ade20k_sem_seg_dicts`,
+    what the file-based configs use."""
+    from mona_scale.data.ade20k import ade20k_sem_seg_dicts
+
     from detectron2.data.datasets.builtin_meta import ADE20K_SEM_SEG_CATEGORIES
     root = os.path.abspath(root)
-    image_dir = os.path.join(root, "images", split)
-    gt_dir = os.path.join(root, "annotations_detectron2", split)
-    for path in (image_dir, gt_dir):
-        if not os.path.isdir(path):
-            raise FileNotFoundError(f"{path} does not exist; expected detectron2's ADE20K "
-                                    f"layout <root>/images/{split}/*.jpg and "
-                                    f"<root>/annotations_detectron2/{split}/*.png")
-    dicts = load_sem_seg(gt_dir, image_dir, gt_ext="png", image_ext="jpg")
+    dicts = ade20k_sem_seg_dicts(root, split)
     return Source(name or f"ade20k_{split}", "sem_seg", list(ADE20K_SEM_SEG_CATEGORIES), dicts,
                   {"type": "ade20k", "root": root, "split": split},
                   {"ignore_label": 255, "evaluator_type": "sem_seg"}, root)
@@ -145,6 +142,17 @@ def splitfile_source(split_file: str, root: str | None = None,
                                                   "root": root, **options}, root)
 
 
+def flowers102_source(root: str, split: str = "trainval", name: str | None = None) -> Source:
+    """Oxford Flowers-102 as distributed (``<root>/jpg/``, ``imagelabels.mat``,
+    ``setid.mat``; ``split`` is ``train``, ``val``, ``trainval`` or ``test``) read by
+    :func:`mona_scale.data.cls_readers.flowers102_dicts` (what the file-based configs use)."""
+    from mona_scale.data.cls_readers import flowers102_dicts
+    root = os.path.abspath(root)
+    dicts = flowers102_dicts(root, split, check_images=False)  # the writer checks
+    return _classification(name or f"flowers102_{split}", [str(i) for i in range(102)], dicts,
+                           {"type": "flowers102", "root": root, "split": split}, root)
+
+
 def voc_cls_source(dataset: str = "voc_2007_trainval", multi_label: bool = False,
                    name: str | None = None) -> Source:
     """Pascal VOC image classification from a registered VOC detection set, labelled by
@@ -184,4 +192,5 @@ def catalog_source(dataset: str) -> Source:
 
 SOURCES = {"coco": coco_source, "voc": voc_source, "ade20k": ade20k_source,
            "imagefolder": imagefolder_source, "splitfile": splitfile_source,
+           "flowers102": flowers102_source,
            "voc-cls": voc_cls_source, "catalog": catalog_source}
