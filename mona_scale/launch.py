@@ -1,14 +1,21 @@
 """Process-group set-up: one entry for torchrun, SLURM (srun), spawned workers and single
 processes.
 
-``init_distributed()`` reads the environment torchrun (or our own spawner) sets, creates
-the default process group (NCCL with CUDA, gloo without), sets the device, and creates
-detectron2's per-machine process group so that ``detectron2.utils.comm`` works under both
-detectron2 v0.6 and upstream. ``launch()`` spawns ``--num-gpus`` local workers the way
-detectron2's launcher does, but also on CPU (detectron2 v0.6's launcher requires CUDA).
+``init_distributed()`` reads the environment torchrun (or our own spawner) sets, sets the
+device to the local rank's GPU, creates the default process group and detectron2's
+per-machine group so that ``detectron2.utils.comm`` works under both detectron2 v0.6 and
+upstream. With CUDA the default group is ``cuda:nccl,cpu:gloo``: GPU tensors go through
+NCCL and CPU tensors (flags, counts, python objects) through gloo, so a CPU tensor in a
+collective never meets NCCL's "No backend type associated with device type cpu"; without
+CUDA it is plain gloo. A single process gets a group of one on a free local port (and the
+RANK / LOCAL_RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT variables DeepSpeed reads), so
+that ddp, fsdp and deepspeed start the same way at world size 1 as under torchrun.
+``launch()`` spawns ``--num-gpus`` local workers the way detectron2's launcher does, but
+also on CPU (detectron2 v0.6's launcher requires CUDA).
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import re
@@ -21,8 +28,15 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from .engine import collectives
+
 __all__ = ["DistInfo", "dist_info_from_env", "init_distributed", "launch", "find_free_port",
-           "slurm_master_addr"]
+           "slurm_master_addr", "process_group_backend", "run_distributed",
+           "DEFAULT_TIMEOUT_S"]
+
+#: collectives and the rendezvous wait this long before failing (detectron2's default,
+#: ``train.dist_timeout_minutes``): rank 0's COCO evaluation can keep the others waiting
+DEFAULT_TIMEOUT_S = 30 * 60.0
 
 
 @dataclass(frozen=True)
@@ -141,27 +155,71 @@ def _create_local_group(info: DistInfo) -> None:
             comm._LOCAL_PROCESS_GROUP = group
 
 
-def init_distributed(timeout_s: float = 300.0, env: Mapping[str, str] | None = None) -> DistInfo:
-    """Create the process group (if world size > 1) and detectron2's local group.
+def process_group_backend(cuda: bool | None = None) -> str:
+    """The default group's backend: ``cuda:nccl,cpu:gloo`` with CUDA, ``gloo`` without.
 
     Args:
-        timeout_s: how long the rendezvous and collectives may wait before failing.
-        env: the environment (default ``os.environ``).
+        cuda: whether this process trains on CUDA (default ``torch.cuda.is_available()``).
+    """
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    return "cuda:nccl,cpu:gloo" if cuda else "gloo"
+
+
+def _single_process_port(env: Mapping[str, str] | None) -> int:
+    """A one-process job's rendezvous port. With ``env=None`` the torchrun variables
+    DeepSpeed reads (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT...) are written
+    into ``os.environ`` where missing."""
+    if env is not None:
+        return _int(env, "MASTER_PORT") if "MASTER_PORT" in env else find_free_port()
+    defaults = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
+                "MASTER_ADDR": "127.0.0.1"}
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("MASTER_PORT", str(find_free_port()))
+    return _int(os.environ, "MASTER_PORT")
+
+
+def _detectron2_object_group(timeout: datetime.timedelta) -> None:
+    """detectron2's ``comm.all_gather`` / ``gather`` run over ``_get_global_gloo_group()``,
+    which is the default group unless that is plain NCCL, and assert that its backend is
+    exactly gloo or nccl: a ``cuda:nccl,cpu:gloo`` default group fails that assertion. Point
+    it at a gloo group over all ranks."""
+    from detectron2.utils import comm
+    if not hasattr(comm, "_get_global_gloo_group") or dist.get_backend() in ("gloo", "nccl"):
+        return
+    collectives.gloo_group(timeout)
+    comm._get_global_gloo_group = collectives.gloo_group
+
+
+def init_distributed(timeout_s: float = DEFAULT_TIMEOUT_S, env: Mapping[str, str] | None = None,
+                     backend: str | None = None) -> DistInfo:
+    """Set the device and create the default process group (also for a single process)
+    and detectron2's local group; a no-op for the group when one exists.
+
+    Args:
+        timeout_s: how long the rendezvous and collectives may wait before failing
+            (``train.dist_timeout_minutes``).
+        env: the environment (default ``os.environ``, which a single process gets its
+            torchrun variables written into).
+        backend: the default group's backend (default :func:`process_group_backend`).
 
     Returns:
         The :class:`DistInfo` of this process.
     """
     info = dist_info_from_env(env)
+    if info.source == "single":
+        info = dataclasses.replace(info, master_port=_single_process_port(env))
     if torch.cuda.is_available():
         torch.cuda.set_device(info.local_rank)
-    if info.world_size == 1 or dist.is_initialized():
+    if dist.is_initialized():
         return info
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    timeout = datetime.timedelta(seconds=timeout_s)
     dist.init_process_group(
-        backend, init_method=f"tcp://{info.master_addr}:{info.master_port}", rank=info.rank,
-        world_size=info.world_size, timeout=datetime.timedelta(seconds=timeout_s))
+        backend or process_group_backend(), init_method=f"tcp://{info.master_addr}:"
+        f"{info.master_port}", rank=info.rank, world_size=info.world_size, timeout=timeout)
     _create_local_group(info)
-    dist.barrier()
+    _detectron2_object_group(timeout)
+    collectives.barrier()
     return info
 
 
@@ -172,20 +230,37 @@ def find_free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(local_rank: int, fn: Callable, args: tuple, env: dict) -> None:
+def _worker(local_rank: int, fn: Callable, args: tuple, env: dict, timeout_s: float) -> None:
     os.environ.update(env)
     os.environ["LOCAL_RANK"] = str(local_rank)
     os.environ["RANK"] = str(int(env["NODE_RANK"]) * int(env["LOCAL_WORLD_SIZE"]) + local_rank)
-    init_distributed()
+    run_distributed(fn, args, timeout_s)
+
+
+def run_distributed(fn: Callable, args: tuple = (), timeout_s: float = DEFAULT_TIMEOUT_S):
+    """``fn(*args)`` inside :func:`init_distributed`'s group, destroyed afterwards (if this
+    call created it).
+
+    Args:
+        fn: the per-process main function.
+        args: its arguments.
+        timeout_s: the process group's timeout.
+
+    Returns:
+        What ``fn`` returns.
+    """
+    created = not dist.is_initialized()
+    init_distributed(timeout_s)
     try:
-        fn(*args)
+        return fn(*args)
     finally:
-        if dist.is_initialized():
+        if created and dist.is_initialized():
             dist.destroy_process_group()
 
 
 def launch(fn: Callable, num_processes: int = 1, num_machines: int = 1, machine_rank: int = 0,
-           dist_url: str | None = None, args: tuple = ()) -> None:
+           dist_url: str | None = None, args: tuple = (), timeout_s: float = DEFAULT_TIMEOUT_S
+           ) -> None:
     """Run ``fn(*args)`` in ``num_processes`` local workers (detectron2 CLI semantics).
 
     Args:
@@ -194,11 +269,12 @@ def launch(fn: Callable, num_processes: int = 1, num_machines: int = 1, machine_
         num_machines: machines in the job.
         machine_rank: this machine's rank.
         dist_url: ``tcp://host:port`` of machine 0, or ``auto`` / None for a free local port.
+        args: ``fn``'s arguments.
+        timeout_s: the process group's timeout (``train.dist_timeout_minutes``).
     """
     world = num_processes * num_machines
     if world == 1:
-        init_distributed()
-        fn(*args)
+        run_distributed(fn, args, timeout_s)
         return
     if dist_url in (None, "auto"):
         if num_machines > 1:
@@ -210,5 +286,6 @@ def launch(fn: Callable, num_processes: int = 1, num_machines: int = 1, machine_
     host, port = dist_url[len("tcp://"):].rsplit(":", 1)
     env = {"MASTER_ADDR": host, "MASTER_PORT": port, "WORLD_SIZE": str(world),
            "LOCAL_WORLD_SIZE": str(num_processes), "NODE_RANK": str(machine_rank)}
-    mp.start_processes(_worker, nprocs=num_processes, args=(fn, args, env), daemon=False,
+    mp.start_processes(_worker, nprocs=num_processes, args=(fn, args, env, timeout_s),
+                       daemon=False,
                        start_method="spawn")

@@ -8,15 +8,17 @@
     python projects/train_net.py --config-file ... tuning.method=lora train.max_iter=100
 
 Under torchrun (or srun) the process group comes from the environment; no launch flag is
-needed. ``key=value`` overrides any config node; an unknown key is an error naming it.
+needed. A single process (no launcher, ``--num-gpus 1``) runs in a process group of one, so
+every ``train.strategy`` starts the same way as under torchrun. ``key=value`` overrides any
+config node; an unknown key is an error naming it.
 """
 from __future__ import annotations
 
 import sys
 
 from mona_scale.engine.config import load_config
-from mona_scale.engine.defaults import run
-from mona_scale.launch import dist_info_from_env, init_distributed, launch
+from mona_scale.engine.defaults import resolve_device, run
+from mona_scale.launch import dist_info_from_env, launch, run_distributed
 
 from detectron2.engine import default_argument_parser
 
@@ -28,13 +30,14 @@ def main(args) -> None:
 
 def cli(argv=None) -> int:
     args = default_argument_parser().parse_args(argv)
-    load_config(args.config_file, args.opts)  # fail fast, before spawning workers
+    cfg = load_config(args.config_file, args.opts)  # fail fast, before spawning workers
+    resolve_device(cfg.train.get("device", "cpu"))
+    timeout_s = 60.0 * float(cfg.train.get("dist_timeout_minutes", 30))
     if dist_info_from_env().world_size > 1:  # torchrun / srun: one process per rank
-        init_distributed()
-        main(args)
+        run_distributed(main, (args,), timeout_s)
     else:
         launch(main, args.num_gpus, args.num_machines, args.machine_rank, args.dist_url,
-               args=(args,))
+               args=(args,), timeout_s=timeout_s)
     return 0
 
 

@@ -8,7 +8,10 @@ train = dict(
     eval_period=5000,  # 0 = evaluate only at the end
     checkpointer=dict(period=5000, max_to_keep=3),
     seed=0,  # < 0: random
-    device="cuda",
+    device="cuda",  # cuda: each process's own GPU (its local rank); cpu
+    tf32=True,  # CUDA: float32 matmuls / convolutions on TF32 tensor cores (Ampere and newer)
+    # how long a rank may wait in a collective (rank 0's COCO evaluation holds the others)
+    dist_timeout_minutes=30,
     strategy="ddp",  # ddp | fsdp | deepspeed: same losses, different memory per rank
     ddp=dict(find_unused_parameters=False),
     # FSDP2 per Swin block and head; frozen weights replicated unless shard_frozen=True;

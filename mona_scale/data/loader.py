@@ -77,11 +77,14 @@ class ResumableTrainLoader:
         shuffle: shuffle every epoch (else in order).
         aspect_ratio_grouping: batch landscape and portrait images separately (needs
             ``width`` and ``height`` in the dataset dicts).
+        pin_memory: put batches' tensors in page-locked memory for faster copies to the GPU;
+            ``None`` (default): when CUDA is available.
     """
 
     def __init__(self, dataset: Sequence[dict], mapper: Callable[[dict], dict],
                  total_batch_size: int, num_workers: int = 0, seed: int | None = None,
-                 shuffle: bool = True, aspect_ratio_grouping: bool = True):
+                 shuffle: bool = True, aspect_ratio_grouping: bool = True,
+                 pin_memory: bool | None = None):
         self.rank, self.world = comm.get_rank(), comm.get_world_size()
         if total_batch_size <= 0 or total_batch_size % self.world:
             raise ValueError(f"dataloader.train.total_batch_size={total_batch_size} must be a "
@@ -93,6 +96,7 @@ class ResumableTrainLoader:
         self.num_workers, self.shuffle = num_workers, shuffle
         self.seed = comm.shared_random_seed() if seed is None or seed < 0 else int(seed)
         self.grouping = aspect_ratio_grouping
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
         self._resume_batches = 0
 
     def indices_at(self, positions: Iterator[int]) -> Iterator[tuple[int, int]]:
@@ -153,7 +157,7 @@ class ResumableTrainLoader:
         loader = DataLoader(_PositionedStream(self, leftover, start), batch_size=None,
                             num_workers=self.num_workers, collate_fn=_identity,
                             generator=torch.Generator(),  # never draw from the global RNG
-                            persistent_workers=False)
+                            persistent_workers=False, pin_memory=self.pin_memory)
         buckets: dict[int, list[dict]] = {0: [], 1: []}
         for position, key, sample in loader:
             if sample is None:
@@ -168,8 +172,8 @@ class ResumableTrainLoader:
 
 def build_train_loader(dataset: Sequence[dict], *, mapper: Callable[[dict], dict],
                        total_batch_size: int, num_workers: int = 0, seed: int | None = None,
-                       shuffle: bool = True, aspect_ratio_grouping: bool = True
-                       ) -> ResumableTrainLoader:
+                       shuffle: bool = True, aspect_ratio_grouping: bool = True,
+                       pin_memory: bool | None = None) -> ResumableTrainLoader:
     """Drop-in for detectron2's ``build_detection_train_loader`` whose position can be saved
     and restored (see :class:`ResumableTrainLoader` for the arguments).
 
@@ -177,4 +181,4 @@ def build_train_loader(dataset: Sequence[dict], *, mapper: Callable[[dict], dict
         A :class:`ResumableTrainLoader`.
     """
     return ResumableTrainLoader(dataset, mapper, total_batch_size, num_workers, seed, shuffle,
-                                aspect_ratio_grouping)
+                                aspect_ratio_grouping, pin_memory)

@@ -23,12 +23,12 @@ import shutil
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import HookBase
 from detectron2.utils import comm
 from torch import nn
 
+from . import collectives
 from .strategies import Strategy
 
 __all__ = ["Checkpointer", "PeriodicCheckpointHook", "last_checkpoint", "AtomicCheckpointer",
@@ -102,11 +102,6 @@ def last_checkpoint(save_dir: str) -> str | None:
     return path
 
 
-def _barrier() -> None:
-    if dist.is_initialized() and dist.get_world_size() > 1:
-        dist.barrier()
-
-
 class Checkpointer:
     """Saves and restores whole training state through a strategy.
 
@@ -136,7 +131,7 @@ class Checkpointer:
         if comm.is_main_process():
             shutil.rmtree(tmp, ignore_errors=True)
             os.makedirs(tmp)
-        _barrier()
+        collectives.barrier()
         self.strategy.save_state(tmp, self.model, self.optimizer)
         rank = comm.get_rank()
         atomic_torch_save({"rng": rng,
@@ -148,10 +143,10 @@ class Checkpointer:
             _atomic_write_text(os.path.join(tmp, META_FILE), json.dumps(
                 {"strategy": self.strategy.name, "world_size": comm.get_world_size(),
                  "iteration": getattr(self.trainer, "iter", None)}))
-        _barrier()
+        collectives.barrier()
         if comm.is_main_process():
             self._publish(tmp, final, name)
-        _barrier()
+        collectives.barrier()
         set_rng_state(rng)
         logger.info(f"saved checkpoint {final}")
         return final
@@ -178,7 +173,7 @@ class Checkpointer:
         if state is not None:
             atomic_torch_save({"model": state, "iteration": getattr(self.trainer, "iter", None)},
                               path)
-        _barrier()
+        collectives.barrier()
         return path
 
     # --- loading ----------------------------------------------------------------------
@@ -253,7 +248,7 @@ class PeriodicCheckpointHook(HookBase):
 
     def after_step(self) -> None:
         trainer, iteration = self.trainer, self.trainer.iter
-        trainer.stop_requested = _any_rank(trainer.stop_requested)
+        trainer.stop_requested = collectives.any_rank(trainer.stop_requested)
         last = iteration + 1 >= trainer.max_iter
         if last or trainer.stop_requested or (iteration + 1) % self.period == 0:
             self.checkpointer.save(f"model_{iteration:07d}")
@@ -270,12 +265,3 @@ class PeriodicCheckpointHook(HookBase):
         for old in kept[:-self.max_to_keep]:
             shutil.rmtree(os.path.join(save_dir, old), ignore_errors=True)
 
-
-def _any_rank(flag: bool) -> bool:
-    if not (dist.is_initialized() and dist.get_world_size() > 1):
-        return bool(flag)
-    device = (torch.device("cuda", torch.cuda.current_device())
-              if dist.get_backend() == "nccl" else torch.device("cpu"))
-    value = torch.tensor([1 if flag else 0], device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())

@@ -22,6 +22,7 @@ from detectron2.utils.registry import locate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from . import collectives
 from .checkpoint import (
     AtomicCheckpointer,
     Checkpointer,
@@ -38,14 +39,57 @@ from .trainer import MonaTrainer
 from .wandb_writer import WandbWriter
 from .writers import MemoryHook, default_writers
 
-__all__ = ["setup_run", "build_model", "find_backbone", "load_init_checkpoint", "do_test",
-           "do_train", "optimizer_factory", "build_run_strategy", "run"]
+__all__ = ["setup_run", "resolve_device", "configure_tf32", "build_model", "find_backbone",
+           "load_init_checkpoint", "do_test", "do_train", "optimizer_factory", "build_run_strategy",
+           "run"]
 
 logger = logging.getLogger("mona_scale")
 
 
+def resolve_device(name: str) -> torch.device:
+    """The device ``train.device`` names, for this process.
+
+    Args:
+        name: ``cpu``, ``cuda`` (this process's GPU: the local rank's, which
+            :func:`~mona_scale.launch.init_distributed` made current) or ``cuda:<index>``.
+
+    Returns:
+        The device; ``ValueError`` for ``cuda`` on a machine where CUDA is not available.
+    """
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"train.device={name!r} but CUDA is not available on this machine "
+                             f"(torch.cuda.is_available() is False): run with train.device=cpu")
+        if device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def configure_tf32(enabled: bool, device_type: str) -> bool:
+    """``train.tf32``: float32 matmuls and convolutions on CUDA use TF32 tensor cores
+    (Ampere and newer; about 10 mantissa bits instead of 23). This covers a whole fp32 run and,
+    under bf16 / fp16 autocast, the ops autocast leaves in fp32. Nothing changes on CPU.
+
+    Args:
+        enabled: ``train.tf32``.
+        device_type: ``train.device``'s type.
+
+    Returns:
+        Whether TF32 is now on.
+    """
+    if device_type != "cuda":
+        return False
+    torch.set_float32_matmul_precision("high" if enabled else "highest")
+    torch.backends.cudnn.allow_tf32 = enabled
+    logger.info(f"train.tf32={enabled}: float32 matmuls and convolutions "
+                f"{'use' if enabled else 'do not use'} TF32")
+    return enabled
+
+
 def setup_run(cfg: DictConfig, eval_only: bool = False) -> None:
-    """Output directory, logging, seeds and ``config.yaml`` (rank 0 writes)."""
+    """Output directory, logging, seeds, TF32 and ``config.yaml`` (rank 0 writes)."""
+    device = resolve_device(cfg.train.get("device", "cpu"))
     out = cfg.train.output_dir
     os.makedirs(out, exist_ok=True)
     rank = comm.get_rank()
@@ -57,6 +101,7 @@ def setup_run(cfg: DictConfig, eval_only: bool = False) -> None:
         save_config(cfg, os.path.join(out, "config.yaml"))
     seed = int(cfg.train.get("seed", 0))
     seed_all_rng(None if seed < 0 else seed + rank)
+    configure_tf32(bool(cfg.train.get("tf32", True)), device.type)
 
 
 def find_backbone(model: nn.Module) -> SwinTransformer | None:
@@ -88,19 +133,20 @@ def load_init_checkpoint(model: nn.Module, path: str) -> str:
 
 
 def build_model(cfg: DictConfig) -> nn.Module:
-    """Instantiate ``cfg.model`` on ``train.device`` with activation checkpointing set.
+    """Instantiate ``cfg.model`` on ``train.device`` (this process's GPU for ``cuda``) with
+    activation checkpointing set.
 
     Every rank draws the same initial weights (from ``train.seed``; a shared random seed
     when negative): sharding strategies take each rank's shard from its own copy.
     """
     seed = int(cfg.train.get("seed", 0))
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(comm.shared_random_seed() if seed < 0 else seed)
+        torch.manual_seed(collectives.shared_random_seed() if seed < 0 else seed)
         model = instantiate(cfg.model)
     backbone = find_backbone(model)
     if backbone is not None:
         backbone.set_activation_checkpointing(bool(cfg.train.get("activation_checkpointing")))
-    model.to(torch.device(cfg.train.get("device", "cpu")))
+    model.to(resolve_device(cfg.train.get("device", "cpu")))
     logger.info(f"model: {type(model).__name__}, tuning={cfg.tuning.method}, trainable "
                 f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} of "
                 f"{sum(p.numel() for p in model.parameters()):,} parameters")
@@ -154,7 +200,7 @@ def _writers(cfg: DictConfig) -> list:
 def build_run_strategy(cfg: DictConfig) -> Strategy:
     """The strategy ``train.strategy`` names, with ``train.<strategy>`` options."""
     train = cfg.train
-    precision = Precision(train.get("precision", "fp32"), torch.device(train.device).type)
+    precision = Precision(train.get("precision", "fp32"), resolve_device(train.device).type)
     name = train.get("strategy", "ddp")
     return build_strategy(name, precision, grad_accum=int(train.get("grad_accum", 1)),
                           clip_grad=float(train.get("clip_grad", 0.0)),

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-import torch
-import torch.distributed as dist
 from detectron2.evaluation import DatasetEvaluator
+
+from . import collectives
 
 __all__ = ["EqualLengthLoader", "SkipPadding", "PADDING_KEY"]
 
@@ -28,11 +28,8 @@ class EqualLengthLoader:
 
     def __init__(self, loader: Iterable):
         self.loader = loader
-        count = torch.tensor([len(loader)])
-        self.length = int(count.item())
-        if dist.is_initialized() and dist.get_world_size() > 1:
-            dist.all_reduce(count, op=dist.ReduceOp.MAX)
-        self.target = int(count.item())
+        self.length = len(loader)
+        self.target = collectives.max_over_ranks(self.length)
         if self.length == 0 and self.target > 0:
             raise ValueError("this rank has no evaluation images while others have some: use "
                              "an evaluation set with at least as many images as ranks")

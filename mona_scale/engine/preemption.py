@@ -18,6 +18,8 @@ import subprocess
 from detectron2.engine import HookBase
 from detectron2.utils import comm
 
+from . import collectives
+
 __all__ = ["PreemptionHook", "requeue_slurm_job"]
 
 logger = logging.getLogger(__name__)
@@ -75,7 +77,7 @@ class PreemptionHook(HookBase):
         if not (stopped_early and self.trainer.stop_requested):
             return
         job = os.environ.get("SLURM_JOB_ID")
-        signalled = comm.all_gather(self.received is not None)
-        if any(signalled) and self.requeue and job and comm.is_main_process():
+        signalled = collectives.any_rank(self.received is not None)
+        if signalled and self.requeue and job and comm.is_main_process():
             # at exit: SLURM kills the job on requeue, after the writers flushed and closed
             atexit.register(requeue_slurm_job, job)

@@ -3,7 +3,10 @@
 One iteration is one optimizer step over ``grad_accum`` micro-batches. A non-finite loss
 stops the run before its backward pass with a ``FloatingPointError`` naming the iteration
 and the loss terms (collectively: every rank stops at the same iteration, so none hangs),
-and no checkpoint is written after it. A stop request (preemption signal, or
+and no checkpoint is written after it. Each micro-batch costs one host synchronisation: its
+loss terms and total are stacked and copied to the CPU once, for the finiteness check and
+the logged metrics together; the check's all-reduce is a control collective on the host.
+A stop request (preemption signal, or
 ``train.stop_at_iter``) ends the loop after the current iteration's hooks, which save a
 checkpoint first.
 """
@@ -16,12 +19,12 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from detectron2.engine import TrainerBase
 from detectron2.utils import comm
 from detectron2.utils.events import EventStorage, get_event_storage
 from torch import nn
 
+from . import collectives
 from .strategies import Strategy
 
 __all__ = ["MonaTrainer"]
@@ -102,30 +105,34 @@ class MonaTrainer(TrainerBase):
                     loss_dict = self.model(data)
                 loss_dict = _as_loss_dict(loss_dict)
                 losses = sum(loss_dict.values())
-                self._raise_if_not_finite(losses, loss_dict)
+                values = self._finite_loss_values(losses, loss_dict)
                 self.strategy.backward(losses / self.grad_accum)
-            for k, v in loss_dict.items():
-                loss_sums[k] = loss_sums.get(k, 0.0) + v.detach().float().item() / self.grad_accum
+            for k, v in values.items():
+                loss_sums[k] = loss_sums.get(k, 0.0) + v / self.grad_accum
         metrics = dict(loss_sums)
         norm = self.strategy.step(self.model, self.optimizer)
         if norm is not None:
             metrics["grad_norm"] = norm
         self._write_metrics(metrics, data_time)
 
-    def _raise_if_not_finite(self, losses: torch.Tensor, loss_dict: Mapping) -> None:
-        bad = torch.tensor([0.0 if torch.isfinite(losses) else 1.0])
-        if dist.is_initialized() and dist.get_world_size() > 1:
-            dist.all_reduce(bad)
-        if bad.item() > 0:
-            terms = {k: float(v.detach()) for k, v in loss_dict.items()}
+    def _finite_loss_values(self, losses: torch.Tensor, loss_dict: Mapping
+                            ) -> dict[str, float]:
+        """This micro-batch's loss terms as floats (one device-to-host copy); raise
+        ``FloatingPointError`` on every rank when the loss is not finite on any."""
+        host = torch.stack([v.detach().float().reshape(()) for v in loss_dict.values()]
+                           + [losses.detach().float().reshape(())]).cpu()
+        bad = collectives.count_ranks(not bool(torch.isfinite(host).all()))
+        terms = dict(zip(loss_dict, host[:-1].tolist(), strict=True))
+        if bad > 0:
             raise FloatingPointError(
-                f"loss became non-finite at iteration {self.iter} (on {int(bad.item())} "
-                f"rank(s)); this rank's loss terms: {terms}. Training stopped; the last "
-                f"checkpoint written before this iteration is intact.")
+                f"loss became non-finite at iteration {self.iter} (on {bad} rank(s)); this "
+                f"rank's loss terms: {terms}. Training stopped; the last checkpoint written "
+                f"before this iteration is intact.")
+        return terms
 
     def _write_metrics(self, metrics: dict[str, float], data_time: float) -> None:
         metrics["data_time"] = data_time
-        gathered = comm.gather(metrics)
+        gathered = collectives.gather_objects(metrics)
         if not comm.is_main_process():
             return
         # metrics.json gets each iteration's own values (the console printer smooths)

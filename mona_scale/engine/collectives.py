@@ -1,0 +1,161 @@
+"""Control-plane collectives: flags, counts, stop decisions and metrics across ranks.
+
+These values are python scalars and objects on the host. A CPU tensor can only reach a
+process group that has a backend for the CPU device type: ``gloo`` does, ``nccl`` does not
+("No backend type associated with device type cpu"). :func:`mona_scale.launch.init_distributed`
+creates ``cuda:nccl,cpu:gloo`` on GPUs, so the default group serves both; a default group
+created elsewhere may be NCCL only. Every helper here therefore runs over
+:func:`control_group`: the default group when its backend configuration
+(``torch.distributed.get_backend_config``) names a CPU backend, else a gloo group over the
+same ranks, created once. The values never visit the GPU, so a control collective adds no
+device synchronisation of its own.
+
+All functions are collective (every rank calls them in the same order) and return the
+local value unchanged when the job has one process or no process group.
+"""
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+__all__ = ["is_distributed", "device_backends", "serves_cpu", "gloo_group", "control_group",
+           "all_reduce_scalar", "any_rank", "count_ranks", "max_over_ranks", "barrier",
+           "gather_objects", "all_gather_objects", "shared_random_seed"]
+
+_OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}
+_GLOO: dict[str, Any] = {"world": None, "group": None}  # the side group and its WORLD
+
+
+def is_distributed() -> bool:
+    """Whether a process group with more than one rank exists."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def device_backends(config: str) -> dict[str, str]:
+    """Device type -> backend of a process group's backend configuration.
+
+    Args:
+        config: ``torch.distributed.get_backend_config(group)``, e.g. ``"cpu:gloo,cuda:nccl"``
+            or a single backend name (``"nccl"``: the device types it supports).
+
+    Returns:
+        E.g. ``{"cpu": "gloo", "cuda": "nccl"}``; ``{"cuda": "nccl"}`` for ``"nccl"``.
+    """
+    config = config.strip().lower()
+    if ":" not in config:
+        return dict.fromkeys(dist.Backend.backend_capability.get(config, []), config)
+    pairs = (item.split(":", 1) for item in config.split(",") if item.strip())
+    return {device.strip(): backend.strip() for device, backend in pairs}
+
+
+def serves_cpu(group=None) -> bool:
+    """Whether ``group`` (default: the default group) has a backend for CPU tensors."""
+    return "cpu" in device_backends(dist.get_backend_config(group))
+
+
+def gloo_group(timeout: datetime.timedelta | None = None):
+    """A process group over all ranks whose backend is exactly ``gloo``: the default group
+    when it is plain gloo, else one created on first use (collectively) and reused while
+    the default group lives.
+
+    Args:
+        timeout: the created group's timeout (default: torch's, 30 minutes).
+
+    Returns:
+        A ``ProcessGroup``.
+    """
+    world = dist.group.WORLD
+    if dist.get_backend() == "gloo":
+        return world
+    if _GLOO["world"] is not world:  # first use, or a new default group since
+        _GLOO["group"] = dist.new_group(backend="gloo", timeout=timeout)
+        _GLOO["world"] = world
+    return _GLOO["group"]
+
+
+def control_group():
+    """The group control collectives run over: the default group if it serves CPU tensors
+    (gloo, or ``cuda:nccl,cpu:gloo``), else :func:`gloo_group` (an NCCL-only default group).
+
+    Returns:
+        A ``ProcessGroup``.
+    """
+    return dist.group.WORLD if serves_cpu() else gloo_group()
+
+
+def all_reduce_scalar(value: float, op: str = "sum") -> float:
+    """``value`` reduced over all ranks.
+
+    Args:
+        value: this rank's number (exact for integers below 2**53).
+        op: ``"sum"``, ``"max"`` or ``"min"``.
+
+    Returns:
+        The reduced value, as a float, on every rank.
+    """
+    if op not in _OPS:
+        raise ValueError(f"op={op!r} is not one of {sorted(_OPS)}")
+    if not is_distributed():
+        return float(value)
+    tensor = torch.tensor([float(value)], dtype=torch.float64)
+    dist.all_reduce(tensor, op=_OPS[op], group=control_group())
+    return float(tensor.item())
+
+
+def count_ranks(flag: bool) -> int:
+    """How many ranks pass a true ``flag``."""
+    return int(all_reduce_scalar(1.0 if flag else 0.0, "sum"))
+
+
+def any_rank(flag: bool) -> bool:
+    """Whether any rank passes a true ``flag`` (the same answer on every rank)."""
+    return count_ranks(flag) > 0
+
+
+def max_over_ranks(n: int) -> int:
+    """The largest ``n`` of all ranks."""
+    return int(all_reduce_scalar(n, "max"))
+
+
+def barrier() -> None:
+    """Wait until every rank arrives (host-side; no device work is waited for)."""
+    if is_distributed():
+        dist.barrier(group=control_group())
+
+
+def gather_objects(obj: Any, dst: int = 0) -> list:
+    """Picklable ``obj`` of every rank, on rank ``dst``.
+
+    Returns:
+        The list of all ranks' objects (in rank order) on ``dst``, ``[]`` elsewhere.
+    """
+    if not is_distributed():
+        return [obj]
+    rank = dist.get_rank()
+    out = [None] * dist.get_world_size() if rank == dst else None
+    dist.gather_object(obj, out, dst=dst, group=control_group())
+    return out if rank == dst else []
+
+
+def all_gather_objects(obj: Any) -> list:
+    """Picklable ``obj`` of every rank, in rank order, on every rank."""
+    if not is_distributed():
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj, group=control_group())
+    return out
+
+
+def shared_random_seed() -> int:
+    """A random seed drawn by rank 0 and shared by all ranks (detectron2's
+    ``comm.shared_random_seed`` over :func:`control_group`)."""
+    seed = int(np.random.randint(2**31))
+    if not is_distributed():
+        return seed
+    box = [seed]
+    dist.broadcast_object_list(box, src=0, group=control_group())
+    return int(box[0])
