@@ -238,6 +238,17 @@ def test_ade20k_raw_labels_convert_in_memory_for_mapper_and_evaluator(real, tmp_
             assert out["image"].shape[1:] == raw.shape
     assert {0, 1, 150} <= values and max(values) <= 150
 
+    # the paper recipe's training mapper (resize, category-area crop, flip, colour)
+    from detectron2.config import LazyConfig, instantiate
+    cfg = LazyConfig.load(str(REPO / "configs" / "common" / "data" / "ade20k.py"))
+    assert cfg.dataloader.train.aspect_ratio_grouping is False
+    train_mapper = instantiate(cfg.dataloader.train.mapper)
+    np.random.seed(0)
+    for record in ade20k_sem_seg_dicts(str(base), "training"):
+        out = train_mapper(dict(record))
+        assert set(torch.unique(out["sem_seg"]).tolist()) <= set(range(150)) | {255}
+        assert out["image"].shape[1:] == out["sem_seg"].shape and max(out["sem_seg"].shape) <= 512
+
     def miou(predicted) -> float:
         evaluator = SemSegEvaluator("_t_real_ade_val", distributed=False)
         evaluator.reset()
@@ -355,6 +366,10 @@ def test_oxford_pets_matches_torchvision(real, monkeypatch):
     from mona_scale.data.classification import ClassificationMapper
     out = ClassificationMapper(is_train=False, augmentations=[])(exif)
     assert tuple(out["image"].shape[1:]) == rotated.size  # stored w x h shows as h x w
+    from detectron2.config import LazyConfig, instantiate
+    cfg = LazyConfig.load(str(REPO / "configs" / "common" / "data" / "oxford_pets.py"))
+    train_mapper = instantiate(cfg.dataloader.train.mapper)  # the paper's 224 crops
+    assert all(train_mapper(d)["image"].shape == (3, 224, 224) for d in train)
 
 
 # --------------------------------------------------------------------------- paper configs
