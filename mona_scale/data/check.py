@@ -23,6 +23,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -277,7 +278,15 @@ def _load_problems(split: str, error: Exception, source: str, names: Sequence[st
     found = []
     for name in names:
         found += _diagnose(split, name)
-    return found or [Problem(split, _kind_of(message), source, message[:500])]
+    return found or [Problem(split, _kind_of(message), _file_in(message, source),
+                             message[:500])]
+
+
+def _file_in(message: str, default: str) -> str:
+    """The first existing file a reader's error message names (quoted, or before a
+    ``:<line>``), else ``default``."""
+    candidates = re.findall(r"'([^'\n]+)'", message) + re.findall(r"(\S+?):\d+:", message)
+    return next((c for c in candidates if os.path.isfile(c)), default)
 
 
 _MESSAGE_KINDS = (("outside [", "label out of range"), ("out of range", "label out of range"),
