@@ -431,9 +431,7 @@ def test_paper_configs_resolve_their_datasets_on_the_real_layouts(real):
 
 
 # ------------------------------------------------------------------------------- shards
-# "ade20k" joins once the shard writer opens files through PathManager (raw ADE20K label maps
-# are served converted under reduce-zero-label:// names).
-@pytest.mark.parametrize("kind", ["flowers102"])
+@pytest.mark.parametrize("kind", ["flowers102", "ade20k"])
 def test_shards_from_the_real_layouts(real, tmp_path, kind):
     """Shards written from the raw layouts hold what the file-based readers give."""
     from mona_scale.data.ade20k import ade20k_sem_seg_dicts

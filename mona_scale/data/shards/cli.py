@@ -5,8 +5,7 @@
     mona-shards voc --dirname VOC2007 --split trainval --out shards/voc2007_trainval
     mona-shards ade20k --root ADEChallengeData2016 --split training --out shards/ade_train
     mona-shards imagefolder --root flowers/train --out shards/flowers_train
-    mona-shards splitfile --split-file flowers102/meta/trainval.txt --root flowers102 \\
-        --num-classes 102 --out shards/flowers102_trainval
+    mona-shards flowers102 --root flowers102 --split trainval --out shards/flowers102_trainval
     mona-shards splitfile --split-file pets/annotations/trainval.txt --root pets \\
         --path-format 'images/{}.jpg' --label-offset -1 --ignore-extra-columns \\
         --num-classes 37 --out shards/pets_trainval
@@ -44,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
                 ("--split", "split", "ImageSets/Main split (train, val, trainval, test)")],
         "ade20k": [("--root", "root", "ADEChallengeData2016 directory"),
                    ("--split", "split", "training or validation")],
+        "flowers102": [("--root", "root", "flowers102 directory (jpg/, imagelabels.mat, "
+                                          "setid.mat)"),
+                       ("--split", "split", "train, val, trainval or test")],
         "imagefolder": [("--root", "root", "<root>/<class>/<image> tree")],
         "splitfile": [("--split-file", "split_file", "lines '<path> <label>'"),
                       ("--root", "root", "image paths are relative to this (default: the "

@@ -15,6 +15,7 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
+from detectron2.utils.file_io import PathManager
 from tqdm import tqdm
 
 from .budget import CorruptCounts
@@ -43,7 +44,8 @@ def _fingerprint(source: Source, shard_size: int, prefix: str) -> dict:
 
 
 def _read_file(path: str) -> bytes:
-    with open(path, "rb") as f:
+    # PathManager: also the converted views of raw label maps (reduce-zero-label://)
+    with PathManager.open(path, "rb") as f:
         return f.read()
 
 
