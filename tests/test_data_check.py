@@ -25,6 +25,7 @@ from mona_scale.data.check import (
     is_stream_config,
     main,
     model_num_classes,
+    problem_table,
 )
 from mona_scale.engine.config import load_config
 
@@ -156,11 +157,23 @@ def test_coco_planted_problems(coco_root: Path):
     json_file.write_text(json.dumps(data))
     bad_image = next(i["file_name"] for i in data["images"]
                      if i["id"] == data["annotations"][0]["image_id"])
-    result = run_check(coco_root, COCO)
+    # a training image without annotations: skipped by the loader, counted, not an error
+    train_json = coco_root / "coco" / "annotations" / "instances_train2017.json"
+    train_data = json.loads(train_json.read_text())
+    last = sorted(train.iterdir())[-1]
+    (train / "000000999999.jpg").write_bytes(last.read_bytes())
+    width, height = Image.open(last).size
+    train_data["images"].append({"file_name": "000000999999.jpg", "id": 999999,
+                                 "width": width, "height": height})
+    train_json.write_text(json.dumps(train_data))
+    result = run_check(coco_root, COCO, "--workers", "2")  # a process pool
     assert_found(result, [("train", "missing file", str(missing)),
                           ("train", "undecodable image", str(broken)),
                           ("test", "label out of range", str(val / bad_image))])
     assert "category_id 999" in result.stdout
+    assert len(problems_of(result)) == 3
+    summary = {r[0]: r for r in _table(result.stdout, "split")}
+    assert summary["train"][3] == "3" and summary["train"][-1] == "1"  # 3 kept, 1 skipped
 
 
 @pytest.mark.real_data
@@ -395,3 +408,12 @@ def test_record_files(tmp_path: Path):
     problems, histogram = kinds["mask"]
     assert [p[:2] for p in problems] == [("label out of range", str(mask))]
     assert histogram[0] == 46 and histogram[7] == 1 and histogram[255] == 1
+
+
+def test_problem_table_caps_rows_but_counts_all():
+    problems = [Problem("train", "missing file", f"img{k}.jpg", "image does not exist")
+                for k in range(7)] + [Problem("test", "empty label", "x.jpg")]
+    text = problem_table(problems, max_rows=5)
+    assert "img4.jpg" in text and "img5.jpg" not in text and "x.jpg" not in text
+    assert "... and 3 more" in text
+    assert "7 missing file (train), 1 empty label (test)" in text

@@ -435,7 +435,12 @@ def resolve_split(cfg, split: str) -> tuple[SplitData | None, list[Problem]]:
     """
     from detectron2.config import instantiate
 
-    node = copy.deepcopy(cfg.dataloader[split].dataset)
+    loader = cfg.dataloader.get(split)
+    if loader is None or loader.get("dataset") is None:
+        logger.warning("the config has no dataloader.%s.dataset; %s set not checked", split,
+                       split)
+        return None, []
+    node = copy.deepcopy(loader.dataset)
     filter_empty = _relax(node) if hasattr(node, "get") else False
     names = _registered_names(node) if hasattr(node, "get") else []
     source = _source_path(node, names) if hasattr(node, "get") else ""
