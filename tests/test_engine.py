@@ -234,3 +234,41 @@ def test_signal_checkpoints_and_stops_without_slurm(tmp_path, monkeypatch):
     assert trainer.iter == 2 and hook.received == signal.SIGUSR1
     assert (tmp_path / "last_checkpoint").read_text() == "model_0000002"
     assert signal.getsignal(signal.SIGUSR1) == previous  # handlers restored
+
+
+def test_cuda_device_without_cuda_says_to_use_cpu():
+    from mona_scale.engine.defaults import resolve_device
+    assert resolve_device("cpu") == torch.device("cpu")
+    if torch.cuda.is_available():
+        assert resolve_device("cuda") == torch.device("cuda", torch.cuda.current_device())
+        return
+    with pytest.raises(ValueError, match=r"train.device='cuda'.*train.device=cpu"):
+        resolve_device("cuda")
+
+
+def test_tf32_on_cuda_only():
+    from mona_scale.engine.defaults import configure_tf32
+    before = (torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32)
+    try:
+        torch.set_float32_matmul_precision("highest")
+        assert configure_tf32(True, "cpu") is False  # no-op on CPU
+        assert torch.get_float32_matmul_precision() == "highest"
+        assert configure_tf32(True, "cuda") is True
+        assert torch.get_float32_matmul_precision() == "high"  # TF32 matmuls (torch docs)
+        assert torch.backends.cudnn.allow_tf32 is True
+        assert configure_tf32(False, "cuda") is False
+        assert torch.get_float32_matmul_precision() == "highest"
+        assert torch.backends.cudnn.allow_tf32 is False
+    finally:
+        torch.set_float32_matmul_precision(before[0])
+        torch.backends.cudnn.allow_tf32 = before[1]
+
+
+def test_train_loader_pins_memory_when_cuda_is_available():
+    from mona_scale.data.loader import build_train_loader
+    dataset = [{"x": i} for i in range(4)]
+    loader = build_train_loader(dataset, mapper=dict, total_batch_size=2,
+                                aspect_ratio_grouping=False)
+    assert loader.pin_memory == torch.cuda.is_available()
+    assert build_train_loader(dataset, mapper=dict, total_batch_size=2, pin_memory=False,
+                              aspect_ratio_grouping=False).pin_memory is False

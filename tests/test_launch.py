@@ -1,7 +1,9 @@
 """Distributed set-up from the environment: torchrun, SLURM, single process, failures."""
+import json
 import os
 import subprocess
 import sys
+import textwrap
 import time
 
 from mona_scale.launch import DistInfo, dist_info_from_env, find_free_port
@@ -73,3 +75,33 @@ def test_unreachable_rendezvous_fails_within_the_timeout():
     assert time.time() - start < 60
     assert "127.0.0.1" in result.stderr or "timed out" in result.stderr.lower() or \
         "timeout" in result.stderr.lower()
+
+
+def test_single_process_runs_in_a_group_of_one_with_torchrun_variables():
+    code = textwrap.dedent("""
+        import json, os
+        import torch, torch.distributed as dist
+        from mona_scale.launch import launch
+
+        def report():
+            group = dist.distributed_c10d._get_default_group()
+            timeout = group._get_backend(torch.device("cpu")).options._timeout
+            print(json.dumps({"world": dist.get_world_size(), "backend": dist.get_backend(),
+                              "timeout_s": timeout.total_seconds(),
+                              **{k: os.environ.get(k) for k in ("RANK", "LOCAL_RANK",
+                                 "WORLD_SIZE", "MASTER_ADDR")},
+                              "port": os.environ.get("MASTER_PORT", "").isdigit()}))
+
+        launch(report, 1, timeout_s=123)
+        print(json.dumps({"destroyed": not dist.is_initialized()}))
+    """)
+    env = {k: v for k, v in os.environ.items() if k not in (
+        "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    inside, after = [json.loads(line) for line in result.stdout.splitlines()[-2:]]
+    assert inside == {"world": 1, "backend": "gloo", "timeout_s": 123.0, "RANK": "0",
+                      "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                      "port": True}
+    assert after == {"destroyed": True}

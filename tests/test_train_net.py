@@ -25,7 +25,14 @@ TINY = ["dataloader.train.total_batch_size=2", "dataloader.train.num_workers=0",
         "train.log_period=1", "train.checkpointer.period=3", "optimizer.lr=1e-3"]
 
 
-def train_net(tmp_path, *args, nproc=1, check=True):
+CLS_CONFIG = os.path.join(ROOT, "configs/quickstart/shapes_cls_mona.py")
+CLS_TINY = ["dataloader.train.total_batch_size=2", "dataloader.train.num_workers=0",
+            "dataloader.test.num_workers=0", "dataloader.train.dataset.num_images=8",
+            "dataloader.test.dataset.num_images=4", "train.wandb.enabled=False",
+            "train.log_period=1"]
+
+
+def train_net(tmp_path, *args, nproc=1, check=True, config=CONFIG):
     env = dict(os.environ, MONA_DATASETS=str(tmp_path / "data"), OMP_NUM_THREADS="1")
     if nproc > 1:
         cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
@@ -34,7 +41,7 @@ def train_net(tmp_path, *args, nproc=1, check=True):
         cmd = [sys.executable, os.path.join(ROOT, "projects/train_net.py")]
     flags = [a for a in args if "=" not in a]  # before the key=value overrides
     overrides = [a for a in args if "=" in a]
-    result = subprocess.run(cmd + ["--config-file", CONFIG, *flags, *overrides], env=env,
+    result = subprocess.run(cmd + ["--config-file", config, *flags, *overrides], env=env,
                             cwd=tmp_path,
                             capture_output=True, text=True, timeout=600)
     if check and result.returncode != 0:
@@ -196,3 +203,22 @@ def test_wandb_mode(monkeypatch):
     assert wandb_mode("online") == "disabled"
     with pytest.raises(ValueError, match="train.wandb.mode='cloud'"):
         wandb_mode("cloud")
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp", "deepspeed"])
+def test_every_strategy_runs_in_one_process_without_a_launcher(tmp_path, strategy):
+    out = tmp_path / strategy
+    train_net(tmp_path, *CLS_TINY, f"train.strategy={strategy}", "train.max_iter=2",
+              f"train.output_dir={out}", config=CLS_CONFIG)
+    assert [r["iteration"] for r in read_metrics(out) if "total_loss" in r] == [0, 1]
+    assert "process 0 of 1" in (out / "log.txt").read_text()
+    assert (out / "last_checkpoint").read_text() == "model_0000001"
+    assert (out / "model_final.pth").is_file()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_device_without_cuda_stops_at_start_naming_cpu(tmp_path):
+    result = train_net(tmp_path, *CLS_TINY, "train.device=cuda", "train.max_iter=1",
+                       f"train.output_dir={tmp_path / 'out'}", config=CLS_CONFIG, check=False)
+    assert result.returncode != 0 and "train.device=cpu" in result.stderr
+    assert not (tmp_path / "out").exists()  # stopped before anything was written
