@@ -193,10 +193,12 @@ def test_voc_planted_problems(tmp_path: Path):
     text = xml.read_text()
     name = ET.fromstring(text).find("object").findtext("name")
     xml.write_text(text.replace(f"<name>{name}</name>", "<name>unicorn</name>", 1))
-    result = run_check(tmp_path, VOC)
+    result = run_check(tmp_path, VOC, "model.num_classes=21")  # the data have 20
     assert_found(result, [("test", "missing file", str(missing)),
-                          ("train", "label out of range", str(xml))])
+                          ("train", "label out of range", str(xml)),
+                          ("test", "category mismatch", VOC)])
     assert "'unicorn'" in result.stdout
+    assert "the model predicts 21 classes" in result.stdout
 
 
 @pytest.mark.real_data

@@ -163,7 +163,8 @@ def _relax(node) -> bool:
     filter_empty = False
     if "filter_empty" in params:
         default = params["filter_empty"].default
-        filter_empty = bool(node.get("filter_empty", default is not inspect._empty and default))
+        default = False if default is inspect.Parameter.empty else default
+        filter_empty = bool(node.get("filter_empty", default))
         node.filter_empty = False
     if "check_images" in params:
         node.check_images = False
