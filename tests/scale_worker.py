@@ -5,13 +5,44 @@ starting processes and importing detectron2 / DeepSpeed, is paid once).
 
 ``jobs.json``: a list of {"config": path, "overrides": [...], "resume": bool}. Each job is
 exactly what ``projects/train_net.py --config-file <config> [--resume] <overrides>`` runs.
+A job with ``"gradients": path`` instead runs one forward and backward of the first batch
+through the strategy and rank 0 saves every trainable parameter's whole gradient there.
 """
 import json
 import sys
 
 from mona_scale.engine.config import load_config
-from mona_scale.engine.defaults import run
+from mona_scale.engine.defaults import (
+    build_model,
+    build_run_strategy,
+    optimizer_factory,
+    run,
+    setup_run,
+)
 from mona_scale.launch import init_distributed
+
+import torch
+import torch.distributed as dist
+from detectron2.config import instantiate
+from detectron2.utils.events import EventStorage
+
+
+def gradients(cfg, path: str) -> None:
+    """One micro-step's gradients, gathered whole (FSDP's are DTensor shards)."""
+    setup_run(cfg)
+    strategy = build_run_strategy(cfg)
+    model, _ = strategy.setup(build_model(cfg), optimizer_factory(cfg))
+    batch = next(iter(instantiate(cfg.dataloader.train)))
+    with EventStorage(0), strategy.autocast():  # detectron2's heads log into the storage
+        loss = sum(model(batch).values())
+    strategy.backward(loss)
+    grads = {}
+    for name, p in strategy.unwrap(model).named_parameters():
+        if p.requires_grad:
+            grad = p.grad.full_tensor() if hasattr(p.grad, "full_tensor") else p.grad
+            grads[name] = None if grad is None else grad.detach().cpu().clone()
+    if dist.get_rank() == 0:
+        torch.save(grads, path)
 
 
 def main(jobs_file: str) -> None:
@@ -20,7 +51,10 @@ def main(jobs_file: str) -> None:
         jobs = json.load(f)
     for job in jobs:
         cfg = load_config(job["config"], job["overrides"])
-        run(cfg, resume=job.get("resume", False))
+        if job.get("gradients"):
+            gradients(cfg, job["gradients"])
+        else:
+            run(cfg, resume=job.get("resume", False))
 
 
 if __name__ == "__main__":

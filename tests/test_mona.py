@@ -131,3 +131,13 @@ def test_fused_matches_reference_under_bf16_autocast(recompute):
         expected = ref_params[name].grad
         assert p.grad.dtype == torch.float32, name
         assert (p.grad - expected).abs().max() <= 2 ** -5 * expected.abs().max(), name
+
+
+@pytest.mark.parametrize("dtype", [None, torch.bfloat16])
+def test_output_is_not_a_view(dtype):
+    # FSDP2 warns on every rank (and can skip its pre-backward all-gather after an in-place
+    # op) when a sharded block returns a view; Mona is the last op of a Swin block
+    mona = Mona(32, dropout=0.0)
+    with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+        out = mona(torch.randn(2, 20, 32, requires_grad=True), (4, 5))
+    assert out._base is None

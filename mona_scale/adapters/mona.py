@@ -131,7 +131,13 @@ class Mona(nn.Module):
     def branch(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
         """Everything but the residual: ``up(drop(gelu(filters(down(scaled_norm(x))))))``."""
         z = self.filter_stage(self.project1(self.scaled_norm(x)), hw)
-        return self.project2(self.dropout(F.gelu(z)))
+        h = self.dropout(F.gelu(z))
+        if not self.fused:
+            return self.project2(h)
+        # fused: the bias is added in place, because F.linear with a bias on 3-D input
+        # returns a view of its 2-D result; a view as a block's output (after the in-place
+        # residual) defeats FSDP2's pre-backward hook, which it warns about on every rank
+        return F.linear(h, self.project2.weight).add_(self.project2.bias)
 
     def scaled_norm(self, x: torch.Tensor) -> torch.Tensor:
         """``LN(x) * gamma + x * gammax`` (fused: gamma folded into the LN affine)."""

@@ -34,15 +34,20 @@ def deepspeed_config(stage: int, grad_accum: int, clip_grad: float, world_size: 
         grad_accum: micro-batches per optimizer step.
         clip_grad: max global gradient norm, 0 = off.
         world_size: number of ranks.
-        offload_optimizer: keep optimizer state (and its step) on the CPU.
+        offload_optimizer: keep optimizer state (and its step) on the CPU, stepped by our
+            own optimizer (``zero_force_ds_cpu_optimizer: false``).
 
     Returns:
         The dict passed as ``config`` to ``deepspeed.initialize``.
     """
     zero = {"stage": stage}
+    config = {}
     if offload_optimizer:
         zero["offload_optimizer"] = {"device": "cpu", "pin_memory": torch.cuda.is_available()}
-    return {
+        # ZeRO-Offload steps our optimizer (train.optimizer, e.g. torch AdamW) on the CPU
+        # partitions; without this DeepSpeed refuses any optimizer but its own CPU Adam
+        config["zero_force_ds_cpu_optimizer"] = False
+    return config | {
         # detectron2 batches are lists of dicts: DeepSpeed only needs these for bookkeeping
         "train_micro_batch_size_per_gpu": 1,
         "gradient_accumulation_steps": grad_accum,
@@ -79,9 +84,13 @@ class DeepSpeedStrategy(Strategy):
         if stage not in (1, 2, 3):
             raise ValueError(f"train.deepspeed.stage={stage!r} must be 1, 2 or 3")
         if self.precision.name == "fp16":
-            raise ValueError("train.precision=fp16 with train.strategy=deepspeed: DeepSpeed's "
-                             "fp16 mode casts the whole detectron2 model to half, which its "
-                             "ops do not support; use bf16 (autocast) or fp32")
+            raise ValueError(
+                "train.precision=fp16 with train.strategy=deepspeed is not supported: "
+                "DeepSpeed's fp16 mode casts every parameter (the frozen backbone too) to half, "
+                "which detectron2's ops do not take, and its torch_autocast fp16 mode clips "
+                "still-scaled gradients and does not checkpoint its scaler. Use "
+                "train.precision=bf16 (no loss scaling needed), or fp16 with "
+                "train.strategy=ddp or fsdp")
         if self.options.get("offload_optimizer") and stage == 1:
             raise ValueError("train.deepspeed.offload_optimizer needs stage 2 or 3, not 1")
 

@@ -51,6 +51,10 @@ class FSDPStrategy(Strategy):
         param_dtype / reduce_dtype: FSDP mixed-precision policy ("bf16", "fp16", "fp32";
             empty = the parameters' own dtype). Independent of ``train.precision``'s
             autocast.
+
+    ``train.precision=fp16`` uses torch's ``GradScaler`` as is: gradients are DTensor shards,
+    and DTensor reduces the scaler's inf/NaN check over the mesh, so every rank skips the
+    same steps and keeps the same scale.
     """
 
     name = "fsdp"
@@ -62,9 +66,6 @@ class FSDPStrategy(Strategy):
             if self.options.get(key, "") not in self.DTYPES:
                 raise ValueError(f"train.fsdp.{key}={self.options[key]!r} is not one of "
                                  f"{list(self.DTYPES)}")
-        if self.precision.name == "fp16":
-            raise ValueError("train.precision=fp16 needs a sharded grad scaler, which "
-                             "train.strategy=fsdp does not provide: use bf16")
 
     def setup(self, model: nn.Module, make_optimizer: Callable[[nn.Module], torch.optim.Optimizer]
               ) -> tuple[nn.Module, torch.optim.Optimizer]:
