@@ -6,7 +6,7 @@ STAMP := $(VENV)/.mona_env_ok
 export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 export WANDB_MODE ?= offline
 
-.PHONY: env test demo lint bench
+.PHONY: env test demo lint bench gpu-check
 
 $(STAMP): setup.py requirements.txt tools/setup_env.sh tools/install_detectron2.sh
 	bash tools/setup_env.sh
@@ -32,3 +32,8 @@ lint: $(STAMP)
 ## bench: the benchmarks (minutes; not part of the tests)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_mona.py
+
+## gpu-check: the one-GPU check (tests marked gpu, bench_gpu.py, report in output/gpu_check);
+## without a GPU it runs what needs none. tools/gpu_check.sh --prepare builds its offline bundle
+gpu-check:
+	bash tools/gpu_check.sh
