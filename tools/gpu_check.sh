@@ -197,7 +197,9 @@ install_bundle() {  # (in a subshell) the venv over $base with the bundle and mo
   set -e
   (cd "$BUNDLE" && sha256sum --quiet -c MANIFEST.sha256)
   rm -rf "$VENV"
-  "$base" -m venv --system-site-packages "$VENV"
+  # --without-pip: no ensurepip needed (a python without python3-venv's ensurepip works);
+  # pip comes from the base python's site-packages, seen through the venv
+  "$base" -m venv --system-site-packages --without-pip "$VENV"
   # A base python that is itself a venv (the GPU image's python3 is /opt/torch/.venv/...):
   # --system-site-packages reaches only ITS base, so add the base venv's site-packages too.
   local own base_sites site_dir
@@ -207,6 +209,7 @@ if sys.prefix != sys.base_prefix: print("\n".join(site.getsitepackages()))')"
   for site_dir in $base_sites; do
     echo "import site; site.addsitedir('$site_dir')" >>"$own/_gpu_check_base_python.pth"
   done
+  "$VENV/bin/python" -m pip --version >/dev/null 2>&1 || "$VENV/bin/python" -m ensurepip -q
   "$VENV/bin/python" -m pip --disable-pip-version-check -q install --no-index --no-deps \
     --no-cache-dir "$BUNDLE"/wheels/*.whl
   if ! "$VENV/bin/python" -m pip --disable-pip-version-check -q install --no-index --no-deps \
