@@ -112,11 +112,21 @@ def assert_close(a: dict, b: dict, rel: float) -> None:
             assert abs(x - y) <= rel * abs(y), f"iteration {it}: {a[it]} vs {b[it]}"
 
 
+# ZeRO-1/2 reduce gradients in another order than ddp: their weights differ from ddp's by
+# ~1e-7 after three steps, and at iteration 3 of this detector that flips a discrete choice
+# (measured: loss 5.72836 vs 5.72684, grad norm 7.414 vs 7.466, also on the code before
+# this change). Earlier iterations agree within 1e-5; the flipped one within 1e-2.
+FLIP_AT = {"zero1": 3, "zero2": 3}
+
+
 @pytest.mark.parametrize("name", ["fsdp", "zero1", "zero2", "zero3"])
 def test_losses_and_grad_norms_match_ddp(runs, name):
     reference = losses(runs / "ddp")
     assert sorted(reference) == list(range(ITERS))
-    assert_close(losses(runs / name), reference, rel=1e-4)
+    got, flip = losses(runs / name), FLIP_AT.get(name, ITERS)
+    assert_close({i: v for i, v in got.items() if i < flip},
+                 {i: v for i, v in reference.items() if i < flip}, rel=1e-4)
+    assert_close(got, reference, rel=1e-2)
 
 
 @pytest.mark.parametrize("name", ["fsdp_accum", "zero2_accum"])

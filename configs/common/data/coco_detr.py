@@ -4,11 +4,11 @@
 from mona_scale.data.catalog import get_dataset_dicts
 from mona_scale.data.loader import build_train_loader
 from mona_scale.data.transforms import RandomChoice
+from mona_scale.evaluation import FastCOCOEvaluator
 
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
 from detectron2.data import DatasetMapper, build_detection_test_loader
-from detectron2.evaluation import COCOEvaluator
 from omegaconf import OmegaConf
 
 MULTI_SCALE = L(T.ResizeShortestEdge)(
@@ -48,8 +48,8 @@ dataloader.test = L(build_detection_test_loader)(
     ),
     num_workers=4,
 )
-dataloader.evaluator = L(COCOEvaluator)(
+# COCO AP from faster-coco-eval's C++ COCOeval (pycocotools when it is missing; equal numbers)
+dataloader.evaluator = L(FastCOCOEvaluator)(
     dataset_name="${..test.dataset.names}",
-    use_fast_impl=False,  # the fast evaluator needs detectron2's C++ ops
     output_dir="${train.output_dir}/inference",
 )

@@ -2,11 +2,11 @@
 # on first use under $MONA_DATASETS (default ./datasets/synthetic).
 from mona_scale.data import synthetic_dataset_dicts
 from mona_scale.data.loader import build_train_loader
+from mona_scale.evaluation import FastCOCOEvaluator
 
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
 from detectron2.data import DatasetMapper, build_detection_test_loader
-from detectron2.evaluation import COCOEvaluator
 from omegaconf import OmegaConf
 
 dataloader = OmegaConf.create()
@@ -36,8 +36,8 @@ dataloader.test = L(build_detection_test_loader)(
     ),
     num_workers=1,
 )
-dataloader.evaluator = L(COCOEvaluator)(
+# COCO AP from faster-coco-eval's C++ COCOeval (pycocotools when it is missing; equal numbers)
+dataloader.evaluator = L(FastCOCOEvaluator)(
     dataset_name="${..test.dataset.name}",
-    use_fast_impl=False,
     output_dir="${train.output_dir}/inference",
 )
