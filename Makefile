@@ -6,7 +6,7 @@ STAMP := $(VENV)/.mona_env_ok
 export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 export WANDB_MODE ?= offline
 
-.PHONY: env test demo lint bench gpu-check
+.PHONY: env test test-fast demo lint bench gpu-check
 
 $(STAMP): setup.py requirements.txt tools/setup_env.sh tools/install_detectron2.sh
 	bash tools/setup_env.sh
@@ -18,6 +18,10 @@ env:
 ## test: create the environment if missing, then run the test suite
 test: $(STAMP)
 	$(PY) -m pytest tests
+
+## test-fast: the suite without the real-data tier (every paper config on the owners' layouts)
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -m "not real_data"
 
 ## demo: create the environment if missing, then run the quickstart (CPU, minutes):
 ## the tuning report, tiny Swin pretraining, Mona Cascade Mask R-CNN, evaluation table
