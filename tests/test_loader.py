@@ -1,6 +1,7 @@
 """The resumable training loader: a stream that is a function of (seed, rank, position)."""
 import random
 
+from mona_scale.data.batching import check_batch_fits_world
 from mona_scale.data.loader import build_train_loader
 
 import numpy as np
@@ -61,3 +62,24 @@ def test_bad_arguments_name_the_problem():
     loader = build_train_loader([{"file_name": "x.jpg"}], mapper=mapper, total_batch_size=1)
     with pytest.raises(KeyError, match="aspect_ratio_grouping needs 'width'.*x.jpg"):
         batches(loader, 1)
+
+
+@pytest.mark.parametrize("batch, world, per_node, flags, bigger", [
+    (2, 16, 8, "--nodes=1 --ntasks-per-node=2 --gpus-per-node=2", 16),  # VOC's batch on 2x8
+    (12, 16, 8, "--nodes=1 --ntasks-per-node=6 --gpus-per-node=6", 16),
+    (24, 32, 8, "--nodes=3 --ntasks-per-node=8 --gpus-per-node=8", 32),
+    (3, 2, 1, "--nodes=1 --ntasks-per-node=1 --gpus-per-node=1", 4),
+])
+def test_batch_world_mismatch_names_the_launch_that_fits(batch, world, per_node, flags, bigger):
+    with pytest.raises(ValueError) as error:
+        check_batch_fits_world(batch, world, per_node)
+    message = str(error.value)
+    assert f"total_batch_size={batch} cannot be split over {world} ranks" in message
+    assert f"sbatch {flags}" in message
+    assert f"dataloader.train.total_batch_size={bigger}" in message
+    assert check_batch_fits_world(bigger, world, per_node) == bigger // world
+
+
+def test_train_loader_refuses_a_batch_it_cannot_split():
+    with pytest.raises(ValueError, match="total_batch_size=0 cannot be split over 1 ranks"):
+        build_train_loader(RECORDS, mapper=mapper, total_batch_size=0)

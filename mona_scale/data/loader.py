@@ -20,6 +20,7 @@ import torch
 from detectron2.utils import comm
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from .batching import check_batch_fits_world
 from .rng import derive_seed, seeded
 
 __all__ = ["ResumableTrainLoader", "build_train_loader"]
@@ -86,13 +87,11 @@ class ResumableTrainLoader:
                  shuffle: bool = True, aspect_ratio_grouping: bool = True,
                  pin_memory: bool | None = None):
         self.rank, self.world = comm.get_rank(), comm.get_world_size()
-        if total_batch_size <= 0 or total_batch_size % self.world:
-            raise ValueError(f"dataloader.train.total_batch_size={total_batch_size} must be a "
-                             f"positive multiple of the world size {self.world}")
+        self.batch_size = check_batch_fits_world(total_batch_size, self.world,
+                                                 comm.get_local_size())
         if len(dataset) == 0:
             raise ValueError("dataloader.train.dataset is empty")
         self.dataset, self.mapper = list(dataset), mapper
-        self.batch_size = total_batch_size // self.world
         self.num_workers, self.shuffle = num_workers, shuffle
         self.seed = comm.shared_random_seed() if seed is None or seed < 0 else int(seed)
         self.grouping = aspect_ratio_grouping

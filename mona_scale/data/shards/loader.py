@@ -32,6 +32,7 @@ from detectron2.utils import comm
 from detectron2.utils.events import get_event_storage
 from torch.utils.data import DataLoader
 
+from ..batching import check_batch_fits_world
 from .budget import CorruptCounts
 from .manifest import ShardSet
 from .memfs import publish
@@ -169,6 +170,7 @@ class StreamingLoader:
         self.stream.start = self.position if self.stream.training else 0
         loader = DataLoader(self.stream, batch_size=None, num_workers=self.num_workers,
                             collate_fn=_identity, persistent_workers=False,
+                            pin_memory=torch.cuda.is_available(),
                             generator=torch.Generator())  # leave the global RNG alone
         for batch, delta in loader:
             self._report(delta)
@@ -214,11 +216,8 @@ def build_stream_train_loader(dataset: ShardSet, mapper, total_batch_size: int, 
         rank, world_size: default detectron2's ``comm`` values.
     """
     rank, world_size = _rank_world(rank, world_size)
-    if total_batch_size % world_size:
-        raise ValueError(f"total_batch_size {total_batch_size} is not divisible by the "
-                         f"world size {world_size}")
-    stream = ShardStream(dataset, mapper, training=True,
-                         batch_size=total_batch_size // world_size,
+    batch_size = check_batch_fits_world(total_batch_size, world_size, comm.get_local_size())
+    stream = ShardStream(dataset, mapper, training=True, batch_size=batch_size,
                          seed=comm.shared_random_seed() if seed is None or seed < 0 else int(seed),
                          rank=rank, world_size=world_size, num_workers=num_workers,
                          shuffle_buffer=shuffle_buffer,

@@ -100,12 +100,10 @@ class DeepSpeedStrategy(Strategy):
         os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
         import deepspeed
 
-        if not dist.is_initialized():  # one process: DeepSpeed still needs a group
-            from mona_scale.launch import find_free_port
+        if not dist.is_initialized():  # used without train_net: DeepSpeed needs a group
+            from mona_scale.launch import init_distributed
 
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo",
-                                    init_method=f"tcp://127.0.0.1:{find_free_port()}",
-                                    rank=0, world_size=1)
+            init_distributed()  # cuda:nccl,cpu:gloo with CUDA, as train_net's
         if not torch.cuda.is_available():
             model = cpu_sync_batchnorm(model)
         optimizer = make_optimizer(model)
