@@ -1,12 +1,13 @@
 """The training loop: detectron2's TrainerBase + hooks, stepping through a Strategy.
 
-One iteration is one optimizer step over ``grad_accum`` micro-batches. A non-finite loss
-stops the run before its backward pass with a ``FloatingPointError`` naming the iteration
-and the loss terms (collectively: every rank stops at the same iteration, so none hangs),
-and no checkpoint is written after it. Each micro-batch costs one host synchronisation: its
-loss terms and total are stacked and copied to the CPU once, for the finiteness check and
-the logged metrics together; the check's all-reduce is a control collective on the host.
-A stop request (preemption signal, or
+One iteration is one optimizer step over ``grad_accum`` micro-batches. Loss terms are summed
+on the device; after the optimizer step they and the gradient norm are copied to the host
+once, the step's only synchronisation (DeepSpeed's and fp16's ``GradScaler`` add their
+own), for the logged metrics and the finiteness check together. A non-finite loss stops the
+run with a ``FloatingPointError`` naming the iteration and the loss terms before that
+iteration's hooks run (collectively: the check's count is a control collective on the host,
+so every rank stops at the same iteration and none hangs); no checkpoint is written after
+it. A stop request (preemption signal, or
 ``train.stop_at_iter``) ends the loop after the current iteration's hooks, which save a
 checkpoint first.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Iterable, Mapping
 
@@ -104,30 +106,31 @@ class MonaTrainer(TrainerBase):
                 with self.strategy.autocast():
                     loss_dict = self.model(data)
                 loss_dict = _as_loss_dict(loss_dict)
-                losses = sum(loss_dict.values())
-                values = self._finite_loss_values(losses, loss_dict)
-                self.strategy.backward(losses / self.grad_accum)
-            for k, v in values.items():
-                loss_sums[k] = loss_sums.get(k, 0.0) + v / self.grad_accum
-        metrics = dict(loss_sums)
+                self.strategy.backward(sum(loss_dict.values()) / self.grad_accum)
+            for k, v in loss_dict.items():  # on the device: no synchronisation
+                term = v.detach().float().reshape(()) / self.grad_accum
+                loss_sums[k] = loss_sums[k] + term if k in loss_sums else term
         norm = self.strategy.step(self.model, self.optimizer)
-        if norm is not None:
-            metrics["grad_norm"] = norm
+        metrics = self._finite_metrics(loss_sums, norm)
         self._write_metrics(metrics, data_time)
 
-    def _finite_loss_values(self, losses: torch.Tensor, loss_dict: Mapping
-                            ) -> dict[str, float]:
-        """This micro-batch's loss terms as floats (one device-to-host copy); raise
-        ``FloatingPointError`` on every rank when the loss is not finite on any."""
-        host = torch.stack([v.detach().float().reshape(()) for v in loss_dict.values()]
-                           + [losses.detach().float().reshape(())]).cpu()
-        bad = collectives.count_ranks(not bool(torch.isfinite(host).all()))
-        terms = dict(zip(loss_dict, host[:-1].tolist(), strict=True))
+    def _finite_metrics(self, loss_sums: Mapping[str, torch.Tensor],
+                        norm: torch.Tensor | float | None) -> dict[str, float]:
+        """The step's loss terms (and gradient norm) as floats, in one device-to-host copy;
+        raise ``FloatingPointError`` on every rank when a loss term is not finite on any."""
+        values = list(loss_sums.values())
+        if isinstance(norm, torch.Tensor):
+            values.append(norm.detach().float().reshape(()).to(values[0].device))
+        host = torch.stack(values).cpu().tolist()
+        terms = dict(zip(loss_sums, host, strict=False))
+        bad = collectives.count_ranks(not all(math.isfinite(v) for v in terms.values()))
         if bad > 0:
             raise FloatingPointError(
                 f"loss became non-finite at iteration {self.iter} (on {bad} rank(s)); this "
                 f"rank's loss terms: {terms}. Training stopped; the last checkpoint written "
                 f"before this iteration is intact.")
+        if norm is not None:
+            terms["grad_norm"] = host[-1] if isinstance(norm, torch.Tensor) else float(norm)
         return terms
 
     def _write_metrics(self, metrics: dict[str, float], data_time: float) -> None:

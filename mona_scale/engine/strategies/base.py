@@ -110,11 +110,13 @@ class Strategy(ABC):
         """Backward of one micro-batch's loss (already divided by ``grad_accum``)."""
         self.precision.scale(loss).backward()
 
-    def step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> float | None:
+    def step(self, model: nn.Module, optimizer: torch.optim.Optimizer
+             ) -> torch.Tensor | float | None:
         """Clip (if ``clip_grad``), step and zero the gradients.
 
         Returns:
-            The global gradient norm before clipping, or None when not clipping.
+            The global gradient norm before clipping (a tensor on the device: the trainer
+            copies it to the host with the losses), or None when not clipping.
         """
         norm = None
         if self.clip_grad > 0:
@@ -122,7 +124,7 @@ class Strategy(ABC):
             params = [p for g in optimizer.param_groups for p in g["params"]
                       if p.grad is not None]
             norm = torch.nn.utils.clip_grad_norm_(params, self.clip_grad)
-            norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
+            norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
         self.precision.step(optimizer)
         optimizer.zero_grad(set_to_none=True)
         return norm
