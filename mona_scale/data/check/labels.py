@@ -1,0 +1,159 @@
+"""Label checks without opening a file: labels and category ids of every record, class
+lists of the train and test sets and the model compared, images and annotations counted per
+class."""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from .problems import Problem, SplitData
+
+
+# ----------------------------------------------------------------------- label checks
+def _classification_label_problem(label, num_classes: int) -> tuple[str, str] | None:
+    if label is None or (isinstance(label, (list, tuple)) and len(label) == 0):
+        return "empty label", "the record has no label"
+    if isinstance(label, (list, tuple, np.ndarray)):
+        values = np.asarray(label, dtype=float)
+        if num_classes and len(values) != num_classes:
+            return "label out of range", (f"multi-hot label of length {len(values)}, expected "
+                                          f"{num_classes}")
+        if not np.isin(values, (0.0, 1.0)).all():
+            return "label out of range", f"multi-hot label holds values other than 0/1: {label}"
+        if values.sum() == 0:
+            return "empty label", "multi-hot label with no positive class"
+        return None
+    if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
+        return "label out of range", f"label {label!r} is not an integer"
+    if label < 0 or (num_classes and label >= num_classes):
+        return "label out of range", f"label {label} outside [0, {num_classes or 'inf'})"
+    return None
+
+
+def _detection_problems(split: str, record: dict, num_classes: int) -> list[Problem]:
+    from mona_scale.data.shards.sample import InvalidSample, validate_record
+
+    path = record.get("file_name", "")
+    for k, ann in enumerate(record.get("annotations", [])):
+        category = ann.get("category_id") if isinstance(ann, dict) else None
+        if (not isinstance(category, (int, np.integer)) or category < 0
+                or (num_classes and category >= num_classes)):
+            return [Problem(split, "label out of range", path,
+                            f"annotation {k}: category_id {category!r} outside "
+                            f"[0, {num_classes or 'inf'})")]
+    try:
+        validate_record(record, num_classes or None)
+    except InvalidSample as e:
+        return [Problem(split, "invalid annotation", path, str(e))]
+    return []
+
+
+def check_labels(data: SplitData) -> list[Problem]:
+    """Label problems of every record of a split (no file is opened).
+
+    Args:
+        data: a resolved split; ``len(data.classes)`` is the number of classes.
+
+    Returns:
+        Problems: ``label out of range`` (category id / label / multi-hot length),
+        ``empty label`` (classification), ``invalid annotation`` (boxes, polygons, RLE).
+    """
+    num_classes = len(data.classes)
+    problems = []
+    for record in data.records:
+        path = record.get("file_name", "")
+        if data.task == "classification":
+            found = _classification_label_problem(record.get("label"), num_classes)
+            problems += [Problem(data.split, found[0], path, found[1])] if found else []
+        elif data.task == "detection":
+            problems += _detection_problems(data.split, record, num_classes)
+    return problems
+
+
+# ---------------------------------------------------------------------- cross checks
+def _source_or(data: SplitData, fallback: str) -> str:
+    return data.source or fallback
+
+
+def compare_splits(train: SplitData, test: SplitData) -> list[Problem]:
+    """Class lists (and COCO category ids) that differ between the train and test sets.
+
+    Args:
+        train: the resolved train split.
+        test: the resolved test split.
+
+    Returns:
+        ``category mismatch`` problems (path: the test set's source).
+    """
+    path = _source_or(test, ", ".join(test.names))
+    if train.task != test.task:
+        return [Problem("train/test", "category mismatch", path,
+                        f"train is {train.task}, test is {test.task}")]
+    problems = []
+    if train.classes_from_metadata and test.classes_from_metadata and (
+            train.classes != test.classes):
+        problems.append(Problem("train/test", "category mismatch", path,
+                                _first_difference(train.classes, test.classes)))
+    if train.id_map and test.id_map and dict(train.id_map) != dict(test.id_map):
+        problems.append(Problem("train/test", "category mismatch", path,
+                                f"category id -> class index maps differ: train "
+                                f"{dict(train.id_map)}, test {dict(test.id_map)}"))
+    return problems
+
+
+def _first_difference(train: list[str], test: list[str]) -> str:
+    for k, (a, b) in enumerate(zip(train, test, strict=False)):
+        if a != b:
+            return f"class {k} is {a!r} in the train set but {b!r} in the test set"
+    return f"the train set has {len(train)} classes, the test set {len(test)}"
+
+
+def _model_problem(data: SplitData, num_classes: int, config_file: str) -> list[Problem]:
+    if not (data.classes_from_metadata and num_classes and len(data.classes) != num_classes):
+        return []
+    return [Problem(data.split, "category mismatch", config_file,
+                    f"the model predicts {num_classes} classes, the {data.split} set "
+                    f"({', '.join(data.names)}) has {len(data.classes)}")]
+
+
+# --------------------------------------------------------------------------- counting
+def _label_indices(label) -> list[int]:
+    if isinstance(label, (list, tuple, np.ndarray)):
+        return [int(k) for k in np.flatnonzero(np.asarray(label, dtype=float) > 0)]
+    return [int(label)] if isinstance(label, (int, np.integer)) else []
+
+
+def class_counts(data: SplitData, mask_stats: np.ndarray | None = None
+                 ) -> tuple[Counter, Counter]:
+    """Per class index: images containing it, and annotations of it.
+
+    Detection counts every annotation the reader keeps (crowd ones included) and the
+    images holding at least one; classification counts labels (a multi-hot label counts
+    once per positive class); semantic segmentation counts the masks containing a class and
+    its pixels (from :func:`check_files`' ``mask_stats``; nothing without them).
+
+    Args:
+        data: a resolved split.
+        mask_stats: :func:`check_files`' per-value pixel and mask counts (semantic
+            segmentation).
+
+    Returns:
+        ``(images, annotations)`` counters keyed by class index (annotations: pixels for
+        semantic segmentation).
+    """
+    images, annotations = Counter(), Counter()
+    if data.task == "sem_seg":
+        for k in np.flatnonzero(mask_stats[0]) if mask_stats is not None else []:
+            if k != data.ignore_label:
+                annotations[int(k)], images[int(k)] = int(mask_stats[0, k]), int(mask_stats[1, k])
+        return images, annotations
+    for record in data.records:
+        if data.task == "detection":
+            ids = [a.get("category_id") for a in record.get("annotations", [])]
+        else:
+            ids = _label_indices(record.get("label"))
+        ids = [int(i) for i in ids if isinstance(i, (int, np.integer))]
+        annotations.update(ids)
+        images.update(set(ids))
+    return images, annotations
