@@ -45,8 +45,15 @@ def evaluate_files(monkeypatch, tmp_path, config, overrides, weights):
     cfg = load_config(config, [*overrides, f"train.output_dir={tmp_path / 'files'}"])
     model = build_model(cfg)
     load_init_checkpoint(model, str(weights))
-    return {f"{task}/{k}": v for task, metrics in do_test(cfg, model).items()
-            for k, v in metrics.items()}
+    # one thread, as train_net's run (OMP_NUM_THREADS=1): CPU kernels may block their sums
+    # by thread count, which moves scores in the 7th digit on some processors
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        results = do_test(cfg, model)
+    finally:
+        torch.set_num_threads(threads)
+    return {f"{task}/{k}": v for task, metrics in results.items() for k, v in metrics.items()}
 
 
 def same_metrics(streamed: dict, files: dict) -> bool:
