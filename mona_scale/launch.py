@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from .engine import collectives
+from . import collectives
 
 __all__ = ["DistInfo", "dist_info_from_env", "init_distributed", "launch", "find_free_port",
            "slurm_master_addr", "process_group_backend", "run_distributed",

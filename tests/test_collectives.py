@@ -21,7 +21,7 @@ NO_CPU_BACKEND = "No backend type associated with device type cpu"
 
 
 def test_device_backends_of_backend_configs():
-    from mona_scale.engine.collectives import device_backends
+    from mona_scale.collectives import device_backends
     assert device_backends("cpu:gloo,cuda:nccl") == {"cpu": "gloo", "cuda": "nccl"}
     assert device_backends("cuda:gloo") == {"cuda": "gloo"}
     assert device_backends("nccl") == {"cuda": "nccl"}  # NCCL serves CUDA tensors only
@@ -113,7 +113,7 @@ def _preemption(rank):
 
 
 def _helpers(rank):
-    from mona_scale.engine import collectives as c
+    from mona_scale import collectives as c
     c.barrier()
     return {"sum": c.all_reduce_scalar(rank + 1), "max": c.max_over_ranks(rank + 5),
             "min": c.all_reduce_scalar(rank + 5, "min"), "any": c.any_rank(rank == 1),

@@ -16,6 +16,8 @@ import itertools
 import logging
 from collections.abc import Callable, Iterator, Sequence
 
+from mona_scale import collectives
+
 import torch
 from detectron2.utils import comm
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -93,7 +95,7 @@ class ResumableTrainLoader:
             raise ValueError("dataloader.train.dataset is empty")
         self.dataset, self.mapper = list(dataset), mapper
         self.num_workers, self.shuffle = num_workers, shuffle
-        self.seed = comm.shared_random_seed() if seed is None or seed < 0 else int(seed)
+        self.seed = collectives.shared_random_seed() if seed is None or seed < 0 else int(seed)
         self.grouping = aspect_ratio_grouping
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
         self._resume_batches = 0

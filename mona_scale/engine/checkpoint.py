@@ -21,6 +21,8 @@ import os
 import random
 import shutil
 
+from mona_scale import collectives
+
 import numpy as np
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
@@ -28,7 +30,6 @@ from detectron2.engine import HookBase
 from detectron2.utils import comm
 from torch import nn
 
-from . import collectives
 from .strategies import Strategy
 
 __all__ = ["Checkpointer", "PeriodicCheckpointHook", "last_checkpoint", "AtomicCheckpointer",

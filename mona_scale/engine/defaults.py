@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 
+from mona_scale import collectives
 from mona_scale.backbones import SwinTransformer, load_pretrained
 from mona_scale.backbones.pretrained import read_state_dict
 
@@ -22,7 +23,6 @@ from detectron2.utils.registry import locate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from . import collectives
 from .checkpoint import (
     AtomicCheckpointer,
     Checkpointer,
@@ -39,9 +39,9 @@ from .trainer import MonaTrainer
 from .wandb_writer import WandbWriter
 from .writers import MemoryHook, default_writers
 
-__all__ = ["setup_run", "resolve_device", "configure_tf32", "build_model", "find_backbone",
-           "load_init_checkpoint", "do_test", "do_train", "optimizer_factory", "build_run_strategy",
-           "run"]
+__all__ = ["setup_run", "resolve_device", "check_device", "configure_tf32", "build_model",
+           "find_backbone", "load_init_checkpoint", "do_test", "do_train", "optimizer_factory",
+           "build_run_strategy", "run"]
 
 logger = logging.getLogger("mona_scale")
 
@@ -56,13 +56,26 @@ def resolve_device(name: str) -> torch.device:
     Returns:
         The device; ``ValueError`` for ``cuda`` on a machine where CUDA is not available.
     """
+    device = check_device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def check_device(name: str) -> torch.device:
+    """``train.device`` parsed, or ``ValueError`` for ``cuda`` without CUDA. Creates no CUDA
+    context (a launcher calls it before spawning its workers).
+
+    Args:
+        name: ``cpu``, ``cuda`` or ``cuda:<index>``.
+
+    Returns:
+        ``torch.device(name)``.
+    """
     device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"train.device={name!r} but CUDA is not available on this machine "
-                             f"(torch.cuda.is_available() is False): run with train.device=cpu")
-        if device.index is None:
-            device = torch.device("cuda", torch.cuda.current_device())
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device={name!r} but CUDA is not available on this machine "
+                         f"(torch.cuda.is_available() is False): run with train.device=cpu")
     return device
 
 

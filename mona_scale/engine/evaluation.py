@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from detectron2.evaluation import DatasetEvaluator
+from mona_scale import collectives
 
-from . import collectives
+from detectron2.evaluation import DatasetEvaluator
 
 __all__ = ["EqualLengthLoader", "SkipPadding", "PADDING_KEY"]
 

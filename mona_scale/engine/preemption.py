@@ -15,10 +15,10 @@ import os
 import signal
 import subprocess
 
+from mona_scale import collectives
+
 from detectron2.engine import HookBase
 from detectron2.utils import comm
-
-from . import collectives
 
 __all__ = ["PreemptionHook", "requeue_slurm_job"]
 

@@ -19,6 +19,8 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 
+from mona_scale import collectives
+
 import numpy as np
 import torch
 from detectron2.engine import TrainerBase
@@ -26,7 +28,6 @@ from detectron2.utils import comm
 from detectron2.utils.events import EventStorage, get_event_storage
 from torch import nn
 
-from . import collectives
 from .strategies import Strategy
 
 __all__ = ["MonaTrainer"]

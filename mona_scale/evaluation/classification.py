@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import itertools
 
+from mona_scale import collectives
+
 import numpy as np
 import torch
 from detectron2.evaluation import DatasetEvaluator
@@ -55,8 +57,8 @@ class ClassificationEvaluator(DatasetEvaluator):
             self._labels.append(torch.as_tensor(x["label"]))
 
     def evaluate(self) -> dict:
-        logits = list(itertools.chain(*comm.gather(self._logits)))
-        labels = list(itertools.chain(*comm.gather(self._labels)))
+        logits = list(itertools.chain(*collectives.gather_objects(self._logits)))
+        labels = list(itertools.chain(*collectives.gather_objects(self._labels)))
         if not comm.is_main_process():
             return {}
         if not logits:

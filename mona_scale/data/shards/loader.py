@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import logging
 
+from mona_scale import collectives
+
 import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.utils import comm
@@ -217,8 +219,8 @@ def build_stream_train_loader(dataset: ShardSet, mapper, total_batch_size: int, 
     """
     rank, world_size = _rank_world(rank, world_size)
     batch_size = check_batch_fits_world(total_batch_size, world_size, comm.get_local_size())
-    stream = ShardStream(dataset, mapper, training=True, batch_size=batch_size,
-                         seed=comm.shared_random_seed() if seed is None or seed < 0 else int(seed),
+    seed = collectives.shared_random_seed() if seed is None or seed < 0 else int(seed)
+    stream = ShardStream(dataset, mapper, training=True, batch_size=batch_size, seed=seed,
                          rank=rank, world_size=world_size, num_workers=num_workers,
                          shuffle_buffer=shuffle_buffer,
                          aspect_ratio_grouping=aspect_ratio_grouping,
