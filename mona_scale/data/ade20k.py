@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import os
-import threading
 
 import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -29,6 +28,7 @@ from iopath.common.file_io import PathHandler
 from PIL import Image
 
 from .cls_readers import datasets_root
+from .path_handlers import register_path_handler
 
 __all__ = ["REDUCE_ZERO_LABEL", "ADE20K_SPLITS", "reduce_zero_label", "reduced_label_path",
            "register_handler", "ade20k_sem_seg_dicts", "register_ade20k"]
@@ -37,8 +37,6 @@ REDUCE_ZERO_LABEL = "reduce-zero-label://"
 ADE20K_SPLITS = {"ade20k_train": "training", "ade20k_val": "validation"}
 IGNORE_LABEL = 255
 
-_LOCK = threading.Lock()
-_registered = False
 
 
 def reduce_zero_label(label: np.ndarray) -> np.ndarray:
@@ -104,12 +102,7 @@ class ReduceZeroLabelHandler(PathHandler):
 def register_handler() -> None:
     """Register the ``reduce-zero-label://`` handler with ``PathManager`` (idempotent; runs
     at import, and forked DataLoader workers inherit it)."""
-    global _registered
-    with _LOCK:
-        if not _registered:
-            if REDUCE_ZERO_LABEL not in PathManager._path_handlers:
-                PathManager.register_handler(ReduceZeroLabelHandler())
-            _registered = True
+    register_path_handler(ReduceZeroLabelHandler())
 
 
 def _layout(root: str, split: str) -> tuple[str, str, bool]:

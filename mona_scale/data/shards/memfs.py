@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import io
-import threading
 from collections.abc import Iterator, Mapping
 
-from detectron2.utils.file_io import PathManager
 from iopath.common.file_io import PathHandler
+
+from ..path_handlers import register_path_handler
 
 __all__ = ["PREFIX", "shard_path", "serving", "publish", "register_handler"]
 
 PREFIX = "shard://"
 _FILES: dict[str, bytes] = {}
 _PUBLISHED: dict[str, bytes] = {}
-_LOCK = threading.Lock()
-_registered = False
 
 
 def shard_path(shard: str, member: str) -> str:
@@ -65,12 +63,7 @@ class ShardPathHandler(PathHandler):
 
 def register_handler() -> None:
     """Register the ``shard://`` handler with detectron2's ``PathManager`` (idempotent)."""
-    global _registered
-    with _LOCK:
-        if not _registered:
-            if PREFIX not in PathManager._path_handlers:
-                PathManager.register_handler(ShardPathHandler())
-            _registered = True
+    register_path_handler(ShardPathHandler())
 
 
 @contextlib.contextmanager
