@@ -61,17 +61,27 @@ def _decode_mask(path: str) -> np.ndarray:
     return utils.read_image(path, "L").squeeze(2)
 
 
+def _decode_or_problem(name: str, decode, what: str, path: str, suffix: str = ""
+                       ) -> tuple[object, tuple[str, str, str] | None]:
+    """``(decode(name), None)``, or ``(None, problem)`` when the file is missing or does not
+    decode (``what``: ``image`` / ``semantic mask``; ``path``: the name shown)."""
+    if not _exists(name):
+        return None, ("missing file", path, f"{what} does not exist")
+    try:
+        return decode(name), None
+    except Exception as e:  # PIL raises many types for broken files
+        kind = "undecodable " + what.split()[-1]
+        return None, (kind, path, f"{type(e).__name__}: {e}{suffix}")
+
+
 def _mask_problems(record: dict, size: tuple[int, int] | None, num_classes: int,
                    ignore_label: int) -> tuple[list[tuple[str, str, str]], np.ndarray | None]:
     name = record["sem_seg_file_name"]
     path = _display_path(name)
     read_as = f" (read as {name.partition('://')[0]}://)" if path != name else ""
-    if not _exists(name):
-        return [("missing file", path, "semantic mask does not exist")], None
-    try:
-        mask = _decode_mask(name)
-    except Exception as e:  # PIL raises many types for broken files
-        return [("undecodable mask", path, f"{type(e).__name__}: {e}{read_as}")], None
+    mask, problem = _decode_or_problem(name, _decode_mask, "semantic mask", path, read_as)
+    if problem:
+        return [problem], None
     problems = []
     if size is not None and (mask.shape[1], mask.shape[0]) != size:
         problems.append(("size mismatch", path, f"mask is {mask.shape[1]}x{mask.shape[0]}, "
@@ -102,12 +112,9 @@ def check_record_files(record: dict, num_classes: int = 0,
         None without a readable mask).
     """
     path = record.get("file_name", "")
-    if not _exists(path):
-        return [("missing file", path, "image does not exist")], None
-    try:
-        size = _decode_image(path)
-    except Exception as e:  # PIL raises many types for broken files
-        return [("undecodable image", path, f"{type(e).__name__}: {e}")], None
+    size, problem = _decode_or_problem(path, _decode_image, "image", path)
+    if problem:
+        return [problem], None
     problems = []
     expected = _expected_size(record)
     if expected is not None and expected != size:
