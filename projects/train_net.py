@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 
 from mona_scale.engine.config import load_config
-from mona_scale.engine.defaults import resolve_device, run
+from mona_scale.engine.defaults import check_device, run
 from mona_scale.launch import dist_info_from_env, launch, run_distributed
 
 from detectron2.engine import default_argument_parser
@@ -31,7 +31,7 @@ def main(args) -> None:
 def cli(argv=None) -> int:
     args = default_argument_parser().parse_args(argv)
     cfg = load_config(args.config_file, args.opts)  # fail fast, before spawning workers
-    resolve_device(cfg.train.get("device", "cpu"))
+    check_device(cfg.train.get("device", "cpu"))  # no CUDA context in the launcher
     timeout_s = 60.0 * float(cfg.train.get("dist_timeout_minutes", 30))
     if dist_info_from_env().world_size > 1:  # torchrun / srun: one process per rank
         run_distributed(main, (args,), timeout_s)
