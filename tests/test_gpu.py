@@ -1,6 +1,7 @@
 """On one CUDA GPU (marked ``gpu``; skipped without CUDA): a bf16 training step of the
 Cascade Mask R-CNN quickstart under every strategy at world size 1 through
-projects/train_net.py without a launcher, with evaluation; fused vs reference Mona in bf16.
+projects/train_net.py without a launcher, with evaluation; fused vs reference Mona in bf16;
+the trainer's host synchronisations counted by CUDA's sync debug mode.
 
 Run: pytest -m gpu tests/test_gpu.py   (tools/gpu_check.sh runs it on a lent GPU)
 """
@@ -15,18 +16,11 @@ from mona_scale.backbones import build_swin
 
 import pytest
 import torch
+from test_train_net import CONFIG, ROOT, TINY  # the tiny quickstart detector run
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(ROOT, "configs/quickstart/shapes_cascade_mona.py")
-TINY = ["dataloader.train.total_batch_size=2", "dataloader.train.num_workers=0",
-        "dataloader.test.num_workers=0", "dataloader.train.dataset.num_images=8",
-        "dataloader.test.dataset.num_images=4",
-        "dataloader.train.mapper.augmentations.0.short_edge_length=[64]",
-        "dataloader.test.mapper.augmentations.0.short_edge_length=64",
-        "train.log_period=1", "optimizer.lr=1e-3"]
 LAUNCHER_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
                       "MASTER_PORT", "SLURM_PROCID", "SLURM_NTASKS")
 STRATEGIES = {"ddp": [], "fsdp": [], "deepspeed": ["train.deepspeed.stage=2"]}
@@ -102,3 +96,39 @@ def test_fused_matches_reference_swin_in_bf16():
         assert feats_f[name].dtype == ref.dtype, name
         scale = ref.float().abs().max()
         assert (feats_f[name].float() - ref.float()).abs().max() <= 2 ** -4 * scale, name
+
+
+class _TwoLosses(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(64, 64)
+
+    def forward(self, batch):
+        out = self.linear(batch)
+        return {"loss_a": out.square().mean(), "loss_b": out.abs().mean()}
+
+
+def test_one_host_sync_per_training_step():
+    """CUDA's own sync detector counts the trainer's device-to-host synchronisations: one per
+    step (loss terms and grad norm copied together), with clipping on and two loss terms."""
+    import warnings
+
+    from mona_scale.engine.precision import Precision
+    from mona_scale.engine.strategies import build_strategy
+    from mona_scale.engine.trainer import MonaTrainer
+
+    strategy = build_strategy("ddp", Precision("fp32", "cuda"), clip_grad=1.0)
+    model, optimizer = strategy.setup(_TwoLosses().cuda(), lambda m: torch.optim.SGD(
+        m.parameters(), lr=1e-3, foreach=True))
+    batch = torch.randn(8, 64, device="cuda")
+    trainer = MonaTrainer(model, iter(lambda: batch, None), optimizer, strategy)
+    trainer.train(0, 2)  # warm-up: lazy initialisations
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            trainer.train(2, 5)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    syncs = [w for w in caught if "synchroniz" in str(w.message)]
+    assert len(syncs) == 3, [str(w.message) for w in syncs]
