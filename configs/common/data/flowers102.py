@@ -15,6 +15,10 @@ from .classification import dataloader
 NUM_CLASSES = 102
 TRAIN_IMAGES = 2040
 
-dataloader.train.dataset = L(flowers102_dicts)(root="flowers102", split="trainval")
-dataloader.test.dataset = L(flowers102_dicts)(root="flowers102", split="test")
+# check_images=False: every rank would open all 8,189 images at start; check the data once
+# with `python -m mona_scale.data.check --config-file <config>` instead
+dataloader.train.dataset = L(flowers102_dicts)(root="flowers102", split="trainval",
+                                               check_images=False)
+dataloader.test.dataset = L(flowers102_dicts)(root="flowers102", split="test",
+                                              check_images=False)
 dataloader.evaluator.dataset_name = "flowers102_test"

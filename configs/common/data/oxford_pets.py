@@ -14,12 +14,14 @@ from .classification import dataloader
 NUM_CLASSES = 37
 TRAIN_IMAGES = 3680
 
+# check_images=False: every rank would open all 7,349 images at start; check the data once
+# with `python -m mona_scale.data.check --config-file <config>` instead
 dataloader.train.dataset = L(split_file_dicts)(
     split_file="oxford_pets/annotations/trainval.txt", image_root="oxford_pets",
     num_classes=NUM_CLASSES, path_format="images/{}.jpg", label_offset=-1,
-    ignore_extra_columns=True)
+    ignore_extra_columns=True, check_images=False)
 dataloader.test.dataset = L(split_file_dicts)(
     split_file="oxford_pets/annotations/test.txt", image_root="oxford_pets",
     num_classes=NUM_CLASSES, path_format="images/{}.jpg", label_offset=-1,
-    ignore_extra_columns=True)
+    ignore_extra_columns=True, check_images=False)
 dataloader.evaluator.dataset_name = "oxford_pets_test"
