@@ -11,7 +11,7 @@ GPU_TESTS = {f"test_cuda_bf16_step_and_evaluation_at_world_size_1[{s}]"
              for s in ("ddp", "fsdp", "deepspeed")} | {
     "test_fused_matches_reference_mona_in_bf16[False]",
     "test_fused_matches_reference_mona_in_bf16[True]",
-    "test_fused_matches_reference_swin_in_bf16"}
+    "test_fused_matches_reference_swin_in_bf16", "test_one_host_sync_per_training_step"}
 
 
 def gpu_check(tmp_path, *args, **env_vars):
