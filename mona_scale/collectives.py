@@ -15,6 +15,7 @@ local value unchanged when the job has one process or no process group.
 """
 from __future__ import annotations
 
+import atexit
 import datetime
 from typing import Any
 
@@ -23,8 +24,9 @@ import torch
 import torch.distributed as dist
 
 __all__ = ["is_distributed", "device_backends", "serves_cpu", "gloo_group", "control_group",
-           "all_reduce_scalar", "any_rank", "count_ranks", "max_over_ranks", "barrier",
-           "gather_objects", "all_gather_objects", "shared_random_seed"]
+           "release_gloo_group", "all_reduce_scalar", "any_rank", "count_ranks",
+           "max_over_ranks", "barrier", "gather_objects", "all_gather_objects",
+           "shared_random_seed"]
 
 _OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}
 _GLOO: dict[str, Any] = {"world": None, "group": None}  # the side group and its WORLD
@@ -72,9 +74,19 @@ def gloo_group(timeout: datetime.timedelta | None = None):
     if dist.get_backend() == "gloo":
         return world
     if _GLOO["world"] is not world:  # first use, or a new default group since
+        if _GLOO["world"] is None:
+            atexit.register(release_gloo_group)
         _GLOO["group"] = dist.new_group(backend="gloo", timeout=timeout)
         _GLOO["world"] = world
     return _GLOO["group"]
+
+
+def release_gloo_group() -> None:
+    """Drop this module's reference to :func:`gloo_group`'s side group (at exit, and before
+    the default group is destroyed). A gloo group whose last reference lives until the
+    interpreter shuts down aborts the process there ("terminate called without an active
+    exception"), after training succeeded."""
+    _GLOO.update(world=None, group=None)
 
 
 def control_group():

@@ -255,6 +255,7 @@ def run_distributed(fn: Callable, args: tuple = (), timeout_s: float = DEFAULT_T
         return fn(*args)
     finally:
         if created and dist.is_initialized():
+            collectives.release_gloo_group()
             dist.destroy_process_group()
 
 
