@@ -32,6 +32,7 @@ from . import collectives
 
 __all__ = ["DistInfo", "dist_info_from_env", "init_distributed", "launch", "find_free_port",
            "slurm_master_addr", "process_group_backend", "run_distributed",
+           "shutdown_distributed",
            "DEFAULT_TIMEOUT_S"]
 
 #: collectives and the rendezvous wait this long before failing (detectron2's default,
@@ -254,9 +255,34 @@ def run_distributed(fn: Callable, args: tuple = (), timeout_s: float = DEFAULT_T
     try:
         return fn(*args)
     finally:
-        if created and dist.is_initialized():
-            collectives.release_gloo_group()
-            dist.destroy_process_group()
+        if created:
+            shutdown_distributed()
+
+
+def _release_detectron2_groups() -> None:
+    """Drop detectron2's module-level references to process groups: the cached result of
+    ``comm._get_global_gloo_group`` (the default group itself under gloo; a side gloo
+    group under NCCL) and the local group. A gloo group that outlives
+    ``destroy_process_group`` is destroyed at interpreter shutdown, which aborts the process
+    about one run in two (torch 2.14: "terminate called without an active exception")."""
+    from detectron2.utils import comm
+    for name in ("_get_global_gloo_group", "create_local_process_group"):
+        cache_clear = getattr(getattr(comm, name, None), "cache_clear", None)
+        if cache_clear is not None:
+            cache_clear()
+    comm._LOCAL_PROCESS_GROUP = None
+
+
+def shutdown_distributed() -> None:
+    """Destroy the default process group after releasing every module-level reference to a
+    group (ours and detectron2's), so that no group is left for interpreter shutdown to
+    destroy. A no-op without a process group. Use it instead of
+    ``torch.distributed.destroy_process_group``."""
+    if not dist.is_initialized():
+        return
+    collectives.release_gloo_group()
+    _release_detectron2_groups()
+    dist.destroy_process_group()
 
 
 def launch(fn: Callable, num_processes: int = 1, num_machines: int = 1, machine_rank: int = 0,

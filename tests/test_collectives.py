@@ -180,7 +180,8 @@ def _worker(rank, backend, port, out, via_launcher):
         _attempt(results, "detectron2_comm", lambda: _detectron2_comm(rank))
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump(results, f)
-    dist.destroy_process_group()
+    from mona_scale.launch import shutdown_distributed
+    shutdown_distributed()
 
 
 def _run(tmp_path, backend, via_launcher):

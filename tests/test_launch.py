@@ -105,3 +105,36 @@ def test_single_process_runs_in_a_group_of_one_with_torchrun_variables():
                       "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
                       "port": True}
     assert after == {"destroyed": True}
+
+
+SHUTDOWN = textwrap.dedent("""
+    import json, sys
+    from detectron2.utils import comm
+    from mona_scale.launch import init_distributed, shutdown_distributed
+    init_distributed()
+    gathered = comm.all_gather(comm.get_rank())  # caches a group in detectron2's comm
+    shutdown_distributed()
+    cache = comm._get_global_gloo_group.cache_info().currsize
+    print(json.dumps({"gathered": gathered, "cache": cache,
+                      "local": comm._LOCAL_PROCESS_GROUP is None}))
+""")
+
+
+def test_two_ranks_exit_cleanly_after_detectron2_comm(tmp_path):
+    """detectron2's lru-cached ``_get_global_gloo_group`` held the default gloo group past
+    ``destroy_process_group``; its destruction at interpreter shutdown aborted one run of
+    two ("terminate called without an active exception", SIGABRT). Three 2-rank runs
+    would all pass with the old code about one time in eight."""
+    script = tmp_path / "shutdown.py"
+    script.write_text(SHUTDOWN)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    for attempt in range(3):
+        out = tmp_path / f"run{attempt}"
+        result = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+             f"--master_port={find_free_port()}", "--log-dir", str(out), "--redirects=1",
+             str(script)], env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-3000:]
+        reports = [json.loads(p.read_text().splitlines()[-1])
+                   for p in sorted(out.rglob("stdout.log"))]
+        assert reports == [{"gathered": [0, 1], "cache": 0, "local": True}] * 2

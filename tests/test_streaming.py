@@ -131,6 +131,7 @@ EVAL_COVERAGE = textwrap.dedent("""
     from detectron2.config import instantiate
     from detectron2.utils import comm
     from mona_scale.engine.config import load_config
+    from mona_scale.launch import shutdown_distributed
     dist.init_process_group("gloo")
     cfg = load_config(sys.argv[1], sys.argv[3:])
     loader = instantiate(cfg.dataloader.test)
@@ -139,7 +140,7 @@ EVAL_COVERAGE = textwrap.dedent("""
     if comm.is_main_process():
         with open(sys.argv[2], "w") as f:
             json.dump(everything, f)
-    dist.destroy_process_group()
+    shutdown_distributed()
 """)
 
 
@@ -148,12 +149,13 @@ def test_two_torchrun_ranks_with_two_workers_evaluate_every_sample_once(tmp_path
     script.write_text(EVAL_COVERAGE)
     result = tmp_path / "ids.json"
     env = dict(os.environ, MONA_DATASETS=str(tmp_path / "data"), OMP_NUM_THREADS="1")
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                    f"--master_port={find_free_port()}", str(script), DETECTION, str(result),
-                    "dataloader.test.num_workers=2",
-                    "dataloader.test.dataset.manifests.num_images=10",
-                    "dataloader.test.dataset.manifests.shard_size=2"],
-                   env=env, cwd=tmp_path, check=True, timeout=300, capture_output=True)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                           f"--master_port={find_free_port()}", str(script), DETECTION,
+                           str(result), "dataloader.test.num_workers=2",
+                           "dataloader.test.dataset.manifests.num_images=10",
+                           "dataloader.test.dataset.manifests.shard_size=2"],
+                          env=env, cwd=tmp_path, timeout=300, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     ranks = json.loads(result.read_text())
     ids = [i for rank in ranks for i in rank["ids"]]
     assert sorted(ids) == list(range(1, 11))  # 5 shards over 4 streams: each sample once
