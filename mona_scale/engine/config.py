@@ -54,8 +54,27 @@ def _check_key(cfg: DictConfig, key: str) -> None:
     raise KeyError(f"unknown config key {key!r} in override {key}=...{hint}")
 
 
+def _apply_literal(cfg: DictConfig, override: str, error: Exception) -> None:
+    """Set ``key`` to the raw text after ``=`` when the override grammar rejects the value
+    (e.g. ``url_template=pipe:aws s3 cp s3://bucket/{name} -``) and the node holds a string
+    or nothing; otherwise re-raise the parser's error with the override in it."""
+    key, _, value = override.partition("=")
+    key = key.strip()
+    current = OmegaConf.select(cfg, key, default=None)
+    if current is not None and not isinstance(current, str):
+        raise ValueError(f"cannot parse override {override!r}: {error}. A string value with "
+                         f"spaces or braces is taken literally only for a key that holds a "
+                         f"string; quote it for the override grammar: {key}='...'") from error
+    LazyConfig.apply_overrides(cfg, [f"{key}=null"])  # detectron2's checks on the path
+    OmegaConf.update(cfg, key, value, merge=True)
+
+
 def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     """Apply ``key=value`` overrides (values parsed like detectron2 does).
+
+    A value the override grammar rejects (spaces, braces, ``:`` in a shell command such as
+    ``pipe:aws s3 cp s3://bucket/{name} -``) is taken as the literal string when the key
+    holds a string (or nothing); for other keys the grammar's error is raised.
 
     Args:
         cfg: a loaded LazyConfig.
@@ -63,14 +82,24 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
 
     Returns:
         The same config; ``KeyError`` naming an unknown key, ``ValueError`` for a malformed
-        override.
+        override or a flag (``--resume``) placed among the overrides.
     """
+    from hydra.errors import OverrideParseException
+
     for override in overrides:
+        if override.startswith("-"):
+            raise ValueError(f"{override!r} is a flag among the key=value overrides: put "
+                             f"flags first, e.g. --config-file X {override} key=value ...")
         key, sep, _ = override.partition("=")
         if not sep or not key:
             raise ValueError(f"override {override!r} is not of the form key=value")
         _check_key(cfg, key.strip())
-    return LazyConfig.apply_overrides(cfg, overrides)
+    for override in overrides:
+        try:
+            LazyConfig.apply_overrides(cfg, [override])
+        except OverrideParseException as e:
+            _apply_literal(cfg, override, e)
+    return cfg
 
 
 def load_config(path: str, overrides: list[str] | None = None) -> DictConfig:
