@@ -138,3 +138,64 @@ def test_save_microsoft_checkpoint_round_trip(tmp_path, tiny_swin):
                               "norm2.weight", "norm2.bias", "norm3.weight", "norm3.bias"]
     assert torch.equal(target.layers[1].blocks[0].attn.qkv.weight,
                        source.layers[1].blocks[0].attn.qkv.weight)
+
+
+def test_weights_of_another_depth_are_refused_naming_the_blocks(tmp_path, tiny_swin):
+    """Swin-T weights into Swin-S in miniature: stage 2 has 2 blocks in the file, 4 in the
+    model; blocks 2-3 would stay random."""
+    shallow, deep = tiny_swin("full"), tiny_swin("mona", depths=(2, 2, 4, 2))
+    path = write(tmp_path / "shallow.pth", {"model": microsoft_state(shallow)})
+    before = {k: v.clone() for k, v in deep.state_dict().items()}
+    with pytest.raises(ValueError, match=r"layers\.2\.blocks\.2-3.*another Swin size"):
+        load_pretrained(deep, path)
+    assert all(torch.equal(before[k], v) for k, v in deep.state_dict().items())  # untouched
+    deep_path = write(tmp_path / "deep.pth", {"model": microsoft_state(tiny_swin(
+        "full", depths=(2, 2, 4, 2)))})
+    with pytest.raises(ValueError, match=r"file's \['layers\.2\.blocks\.2-3'\] do not exist"):
+        load_pretrained(tiny_swin("mona"), deep_path)  # the reverse drops trained blocks
+
+
+def _pickle_that_runs(marker) -> bytes:
+    class Payload:
+        def __reduce__(self):
+            import os
+            return os.system, (f"touch {marker}",)
+
+    return pickle.dumps({"model": {"patch_embed.proj.weight": Payload()}}, protocol=2)
+
+
+@pytest.mark.parametrize("loader", ["load_pretrained", "init_checkpoint", "checkpointer"])
+def test_malicious_pickle_is_refused_without_running(tmp_path, tiny_swin, loader):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "model_final.pkl"
+    path.write_bytes(_pickle_that_runs(marker))
+    pickle.loads(_pickle_that_runs(tmp_path / "proof"))  # the payload does run when unpickled
+    assert (tmp_path / "proof").exists()
+    with pytest.raises(pickle.UnpicklingError, match=r"model_final\.pkl.*'posix\.system'.*conv"):
+        if loader == "load_pretrained":
+            load_pretrained(tiny_swin("mona"), path)
+        elif loader == "init_checkpoint":
+            from mona_scale.engine.defaults import load_init_checkpoint
+            load_init_checkpoint(tiny_swin("mona"), str(path))
+        else:
+            from mona_scale.engine.checkpoint import AtomicCheckpointer
+            AtomicCheckpointer(tiny_swin("mona")).load(str(path), checkpointables=[])
+    assert not marker.exists()
+
+
+def test_model_zoo_pickle_of_numpy_arrays_loads(tmp_path, tiny_swin):
+    import collections
+
+    import numpy as np
+    source, target = tiny_swin("full"), tiny_swin("mona")
+    state = collections.OrderedDict(
+        ("backbone.bottom_up." + k, v.numpy()) for k, v in source.state_dict().items())
+    path = tmp_path / "zoo.pkl"
+    for protocol in (2, 4):
+        with open(path, "wb") as f:
+            pickle.dump({"model": state, "__author__": "zoo", "matching_heuristics": True,
+                         "scale": np.float32(1.0), "raw": b"\x00\x01"}, f, protocol=protocol)
+        report = load_pretrained(target, path)
+        assert report.layout == "detectron2" and report.missing_pretrained == []
+        assert assert_loaded(target, {k: torch.from_numpy(v) for k, v in state.items()},
+                             "backbone.bottom_up.") == len(source.state_dict())

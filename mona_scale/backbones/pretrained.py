@@ -14,8 +14,15 @@ timm            plain ``sd``                  none, ``layers.{i+1}.downsample``,
 Keys outside the backbone (necks, heads) are reported as unexpected; buffers the model
 recomputes (``relative_position_index``, ``attn_mask``) and the classification ``head`` /
 final ``norm`` are ignored. A relative-position table of another window size is
-interpolated bicubically; any other shape disagreement or a file that matches nothing
-raises ``ValueError`` naming the problem.
+interpolated bicubically; any other shape disagreement, a file that matches nothing, or a
+file of another depth (backbone blocks or stems the model has and the file lacks, or the
+reverse) raises ``ValueError`` naming the problem. Adapters and the output norms
+``norm0..3`` are expected to be missing from an ImageNet file.
+
+No file can run code while it is read: ``.pth`` files load with
+``torch.load(weights_only=True)`` and ``.pkl`` files (detectron2's model zoo) through
+:func:`read_pickle_weights`, which admits only numpy arrays, dtypes, numbers, strings and
+plain containers.
 """
 from __future__ import annotations
 
@@ -32,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["LoadReport", "load_pretrained", "read_state_dict", "to_backbone_keys",
-           "save_microsoft_checkpoint"]
+           "save_microsoft_checkpoint", "read_pickle_weights", "UnsafePickleError"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +93,55 @@ class LoadReport:
         return text
 
 
+#: the only globals a weights pickle may name: numpy arrays / scalars / dtypes (numpy 1 and 2
+#: module paths), an ordered dict, and the codec python 3 uses for bytes in protocol 2
+SAFE_PICKLE_GLOBALS = frozenset({
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("collections", "OrderedDict"), ("_codecs", "encode"),
+})
+_NUMPY_DTYPE_CLASS = re.compile(r"^numpy\.dtypes$")  # numpy 2 may name e.g. Float32DType
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """A weights pickle names a global outside :data:`SAFE_PICKLE_GLOBALS`."""
+
+
+class _WeightsUnpickler(pickle.Unpickler):
+    def __init__(self, file, source: str):
+        super().__init__(file, encoding="latin1")
+        self.source = source
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in SAFE_PICKLE_GLOBALS or (
+                _NUMPY_DTYPE_CLASS.match(module) and name.endswith("DType")):
+            return super().find_class(module, name)
+        raise UnsafePickleError(
+            f"{self.source}: refusing to load global '{module}.{name}': a weights .pkl may "
+            f"only hold numpy arrays and plain containers (dict, list, str, numbers), because "
+            f"unpickling anything else can run code. If you trust the file, convert it once in "
+            f"a separate python: d = pickle.load(open(path, 'rb'), encoding='latin1'); "
+            f"torch.save({{k: torch.as_tensor(v) for k, v in d['model'].items()}}, "
+            f"'weights.pth'), and pass the .pth")
+
+
+def read_pickle_weights(path: str | os.PathLike):
+    """Unpickle a ``.pkl`` weights file (detectron2 / Detectron model zoo) without running
+    code: only numpy arrays, dtypes and plain containers are admitted.
+
+    Args:
+        path: the ``.pkl`` file.
+
+    Returns:
+        The unpickled object (usually ``{"model": {name: ndarray}, "__author__": ...}``).
+        Raises :class:`UnsafePickleError` naming the file and the refused global.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        return _WeightsUnpickler(f, path).load()
+
+
 def read_state_dict(path: str | os.PathLike) -> tuple[dict, str]:
     """Read a checkpoint file into a flat ``{key: tensor}`` dict.
 
@@ -99,8 +155,7 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict, str]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"pretrained checkpoint {path!r} does not exist")
     if path.endswith(".pkl"):
-        with open(path, "rb") as f:
-            obj = pickle.load(f, encoding="latin1")
+        obj = read_pickle_weights(path)
     elif path.endswith(".safetensors"):
         from safetensors.torch import load_file
         obj = load_file(path)
@@ -222,12 +277,52 @@ def load_pretrained(backbone: nn.Module, path_or_state_dict) -> LoadReport:
             f"{list(state)[:5]}; expected keys like {list(model_state)[:3]}). Refusing to "
             f"continue with random weights.")
     interpolated = _fit_shapes(mapped, model_state, source)
-    backbone.load_state_dict(mapped, strict=False)
     report = LoadReport(source, layout, loaded=sorted(mapped),
                         missing=[k for k in model_state if k not in mapped],
                         unexpected=unexpected, ignored=ignored, interpolated=interpolated)
+    _check_depth(report, backbone)
+    backbone.load_state_dict(mapped, strict=False)
     logger.info(report.summary())
     return report
+
+
+def _block_names(keys) -> list[str]:
+    """``layers.2.blocks.6-17``-style names of the blocks (or other parts) ``keys`` touch."""
+    blocks: dict[int, list[int]] = {}
+    other = []
+    for key in keys:
+        m = re.match(r"layers\.(\d+)\.blocks\.(\d+)\.", key)
+        if m:
+            blocks.setdefault(int(m.group(1)), []).append(int(m.group(2)))
+        else:
+            other.append(key.rsplit(".", 1)[0])
+    names = []
+    for stage, ids in sorted(blocks.items()):
+        ids = sorted(set(ids))
+        span = f"{ids[0]}-{ids[-1]}" if ids == list(range(ids[0], ids[-1] + 1)) else ids
+        names.append(f"layers.{stage}.blocks.{span}" if len(ids) > 1
+                     else f"layers.{stage}.blocks.{ids[0]}")
+    return names + sorted(set(other))
+
+
+def _check_depth(report: LoadReport, backbone: nn.Module) -> None:
+    """A file of another Swin depth leaves blocks random (or drops trained ones): refuse."""
+    extra = [k for k in report.unexpected
+             if re.match(r"layers\.\d+\.blocks\.\d+\.", k) and not IGNORED.search(k)
+             and not any(p in k for p in ADAPTER_PARTS)]
+    if not report.missing_pretrained and not extra:
+        return
+    depths = tuple(len(layer.blocks) for layer in backbone.layers)
+    problems = []
+    if report.missing_pretrained:
+        problems.append(f"the model's {_block_names(report.missing_pretrained)} have no "
+                        f"weights in the file ({len(report.missing_pretrained)} tensors)")
+    if extra:
+        problems.append(f"the file's {_block_names(extra)} do not exist in the model")
+    raise ValueError(
+        f"{report.source}: {'; '.join(problems)}. The model's Swin depths are {depths}: is the "
+        f"checkpoint for another Swin size (e.g. Swin-T weights into Swin-S)? Refusing to "
+        f"continue with randomly initialised backbone blocks.")
 
 
 def save_microsoft_checkpoint(backbone: nn.Module, path: str | os.PathLike) -> int:

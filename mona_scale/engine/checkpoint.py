@@ -8,7 +8,14 @@ A training checkpoint is a directory ``<output_dir>/model_<iteration>/`` holding
   many batches this rank has drawn).
 Every rank writes into ``.<name>.tmp/``; after a barrier rank 0 renames it into place and
 only then rewrites the ``last_checkpoint`` pointer (both atomic renames). A process killed
-mid-save leaves the previous checkpoint complete and the pointer naming it.
+mid-save leaves the previous checkpoint complete and the pointer naming it. An empty or
+corrupt pointer falls back, with a warning, to the newest complete checkpoint directory.
+
+Every file is read with ``torch.load(weights_only=True)`` (what we write is tensors and
+plain python values), so a checkpoint cannot run code when it is loaded. ``meta.json``
+records the strategy, the world size, the iteration and the id of the run that wrote it;
+pruning (``max_to_keep``) deletes only older checkpoints of this run, never the pointer's
+target, another run's checkpoints or a directory the user made (``model_best/``).
 
 At the end of training, ``model_final.pth`` holds the consolidated weights in detectron2's
 format (``{"model": state_dict}``) for ``DetectionCheckpointer``, evaluation and demos.
@@ -19,6 +26,8 @@ import json
 import logging
 import os
 import random
+import re
+import secrets
 import shutil
 
 from mona_scale import collectives
@@ -33,7 +42,8 @@ from torch import nn
 from .strategies import Strategy
 
 __all__ = ["Checkpointer", "PeriodicCheckpointHook", "last_checkpoint", "AtomicCheckpointer",
-           "atomic_torch_save", "rng_state", "set_rng_state", "POINTER", "FINAL_WEIGHTS"]
+           "atomic_torch_save", "rng_state", "set_rng_state", "POINTER", "FINAL_WEIGHTS",
+           "read_meta", "complete_checkpoints", "previous_run_files", "check_world_size"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +51,7 @@ POINTER = "last_checkpoint"
 FINAL_WEIGHTS = "model_final.pth"
 TRAINER_FILE = "trainer.pt"
 META_FILE = "meta.json"
+CHECKPOINT_NAME = re.compile(r"^model_(\d+)$")
 
 
 def atomic_torch_save(obj, path: str) -> None:
@@ -89,18 +100,100 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
+def read_meta(path: str) -> dict:
+    """``meta.json`` of checkpoint directory ``path`` (``FileNotFoundError`` when there is
+    none: the directory is not a complete checkpoint)."""
+    meta_path = os.path.join(path, META_FILE)
+    if not os.path.isfile(meta_path):
+        raise FileNotFoundError(f"{path} is not a complete checkpoint (no {META_FILE})")
+    with open(meta_path) as f:
+        return json.load(f)
+
+
+def complete_checkpoints(save_dir: str) -> list[tuple[int, str]]:
+    """``(iteration, directory name)`` of every complete checkpoint (``model_<digits>/`` with
+    a readable ``meta.json``) in ``save_dir``, by iteration."""
+    found = []
+    if not os.path.isdir(save_dir):
+        return found
+    for name in os.listdir(save_dir):
+        m = CHECKPOINT_NAME.match(name)
+        if not m or not os.path.isdir(os.path.join(save_dir, name)):
+            continue
+        try:
+            meta = read_meta(os.path.join(save_dir, name))
+        except (OSError, ValueError):
+            continue
+        iteration = meta.get("iteration")
+        found.append((int(m.group(1)) if iteration is None else int(iteration), name))
+    return sorted(found)
+
+
 def last_checkpoint(save_dir: str) -> str | None:
-    """The checkpoint directory the ``last_checkpoint`` pointer in ``save_dir`` names, or
-    None when there is no pointer."""
+    """The checkpoint directory to resume from in ``save_dir``: the one the
+    ``last_checkpoint`` pointer names, or None when there is no pointer.
+
+    An empty or corrupt pointer (unreadable, naming nothing complete) falls back, with a
+    warning, to the newest complete checkpoint directory (``FileNotFoundError`` when none).
+    """
     pointer = os.path.join(save_dir, POINTER)
     if not os.path.isfile(pointer):
         return None
-    with open(pointer) as f:
-        path = os.path.join(save_dir, f.read().strip())
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"{pointer} names {path}, which is not a checkpoint "
-                                f"directory (a checkpoint of an older format?)")
+    try:
+        with open(pointer) as f:
+            name = f.read().strip()
+    except (OSError, UnicodeDecodeError):
+        name = ""
+    if name and CHECKPOINT_NAME.match(name) and os.path.isfile(
+            os.path.join(save_dir, name, META_FILE)):
+        return os.path.join(save_dir, name)
+    found = complete_checkpoints(save_dir)
+    if not found:
+        raise FileNotFoundError(
+            f"{pointer} names {name!r}, which is not a complete checkpoint, and {save_dir} "
+            f"holds no complete model_<iteration>/ directory to fall back to")
+    path = os.path.join(save_dir, found[-1][1])
+    logger.warning(f"{pointer} is empty or corrupt (it names {name[:80]!r}, not a complete "
+                   f"checkpoint): resuming from the newest complete checkpoint {path}")
     return path
+
+
+def previous_run_files(save_dir: str) -> list[str]:
+    """What a training run left in ``save_dir`` that a new run would overwrite or append to:
+    the pointer, complete checkpoint directories, ``model_final.pth``."""
+    if not os.path.isdir(save_dir):
+        return []
+    names = [n for n in (POINTER, FINAL_WEIGHTS) if os.path.exists(os.path.join(save_dir, n))]
+    return names + [name for _, name in complete_checkpoints(save_dir)]
+
+
+def check_world_size(path: str, strategy: str, world_size: int) -> dict:
+    """Refuse, before the strategy starts, to resume a checkpoint it cannot read.
+
+    DeepSpeed's ZeRO files are partitioned for the world size that wrote them; a
+    ``torch.distributed.checkpoint`` (ddp / fsdp) reshards to any world size.
+
+    Args:
+        path: checkpoint directory.
+        strategy: ``train.strategy`` of this run.
+        world_size: this run's number of ranks.
+
+    Returns:
+        The checkpoint's meta data. ``ValueError`` names both world sizes (or strategies).
+    """
+    meta = read_meta(path)
+    if (meta["strategy"] == "deepspeed") != (strategy == "deepspeed"):
+        raise ValueError(f"{path} was written by train.strategy={meta['strategy']} and "
+                         f"cannot resume under train.strategy={strategy} "
+                         f"(DeepSpeed and DCP checkpoints differ): export it first")
+    if strategy == "deepspeed" and int(meta["world_size"]) != world_size:
+        raise ValueError(
+            f"{path} is a DeepSpeed checkpoint written by {meta['world_size']} ranks and this "
+            f"run has {world_size}: DeepSpeed's ZeRO partitions do not load at another world "
+            f"size. Resume with {meta['world_size']} ranks, or convert it with "
+            f"`python -m mona_scale.export --checkpoint {path} --full model.pth` and start "
+            f"from train.init_checkpoint=model.pth")
+    return meta
 
 
 class Checkpointer:
@@ -118,6 +211,9 @@ class Checkpointer:
                  optimizer: torch.optim.Optimizer | None = None, trainer=None):
         self.save_dir, self.strategy, self.model = save_dir, strategy, model
         self.optimizer, self.trainer = optimizer, trainer
+        #: id of this run, recorded in every checkpoint it writes (a resumed run takes the
+        #: id of the checkpoint it loads): pruning deletes only this run's checkpoints
+        self.run_id = secrets.token_hex(8)
 
     def last_checkpoint(self) -> str | None:
         """The directory ``last_checkpoint`` names in ``save_dir``, or None."""
@@ -143,7 +239,7 @@ class Checkpointer:
                 atomic_torch_save(self.trainer.state_dict(), os.path.join(tmp, TRAINER_FILE))
             _atomic_write_text(os.path.join(tmp, META_FILE), json.dumps(
                 {"strategy": self.strategy.name, "world_size": comm.get_world_size(),
-                 "iteration": getattr(self.trainer, "iter", None)}))
+                 "iteration": getattr(self.trainer, "iter", None), "run": self.run_id}))
         collectives.barrier()
         if comm.is_main_process():
             self._publish(tmp, final, name)
@@ -181,19 +277,12 @@ class Checkpointer:
     def load(self, path: str) -> None:
         """Restore model, optimizer, trainer state, this rank's RNG and data position from
         checkpoint directory ``path`` (every rank must call)."""
-        meta_path = os.path.join(path, META_FILE)
-        if not os.path.isfile(meta_path):
-            raise FileNotFoundError(f"{path} is not a complete checkpoint (no {META_FILE})")
-        with open(meta_path) as f:
-            meta = json.load(f)
-        if (meta["strategy"] == "deepspeed") != (self.strategy.name == "deepspeed"):
-            raise ValueError(f"{path} was written by train.strategy={meta['strategy']} and "
-                             f"cannot resume under train.strategy={self.strategy.name} "
-                             f"(DeepSpeed and DCP checkpoints differ): export it first")
+        meta = check_world_size(path, self.strategy.name, comm.get_world_size())
+        self.run_id = meta.get("run", self.run_id)
         self.strategy.load_state(path, self.model, self.optimizer)
         if self.trainer is not None:
             self.trainer.load_state_dict(torch.load(os.path.join(path, TRAINER_FILE),
-                                                    weights_only=False))
+                                                    weights_only=True))
             self._load_rank_state(path, meta)
         logger.info(f"loaded checkpoint {path} (iteration {meta['iteration']}, "
                     f"{meta['strategy']}, world size {meta['world_size']})")
@@ -202,13 +291,13 @@ class Checkpointer:
         rank, world = comm.get_rank(), comm.get_world_size()
         rank_file = os.path.join(path, f"rank{rank}.pt")
         if meta["world_size"] != world or not os.path.isfile(rank_file):
-            state = torch.load(os.path.join(path, "rank0.pt"), weights_only=False)
+            state = torch.load(os.path.join(path, "rank0.pt"), weights_only=True)
             logger.warning(f"checkpoint written by {meta['world_size']} ranks, resumed by "
                            f"{world}: RNG streams restart and the data stream continues at "
                            f"batch {state['batches_drawn']} of a re-sharded order")
             self.trainer.batches_drawn = state["batches_drawn"]
             return
-        state = torch.load(rank_file, weights_only=False)
+        state = torch.load(rank_file, weights_only=True)
         set_rng_state(state["rng"])
         self.trainer.batches_drawn = state["batches_drawn"]
 
@@ -226,6 +315,24 @@ class AtomicCheckpointer(DetectionCheckpointer):
         path = os.path.join(self.save_dir, f"{name}.pth")
         self.logger.info(f"Saving checkpoint to {path}")
         atomic_torch_save(data, path)
+
+    def _load_file(self, filename: str) -> dict:
+        """detectron2's reading, without running code: ``torch.load(weights_only=True)``,
+        and ``.pkl`` model-zoo files through a restricted unpickler."""
+        from mona_scale.backbones.pretrained import read_pickle_weights
+
+        from detectron2.utils.file_io import PathManager
+
+        if filename.endswith(".pkl"):
+            data = read_pickle_weights(PathManager.get_local_path(filename))
+            if "model" in data and "__author__" in data:  # detectron2's model zoo
+                return data
+            data = data.get("blobs", data)  # Detectron / Caffe2 model zoo
+            data = {k: v for k, v in data.items() if not k.endswith("_momentum")}
+            return {"model": data, "__author__": "Caffe2", "matching_heuristics": True}
+        with PathManager.open(filename, "rb") as f:
+            loaded = torch.load(f, map_location="cpu", weights_only=True)
+        return loaded if "model" in loaded else {"model": loaded}
 
 
 class PeriodicCheckpointHook(HookBase):
@@ -258,11 +365,21 @@ class PeriodicCheckpointHook(HookBase):
             self.checkpointer.save_final_weights()
 
     def _prune(self) -> None:
+        """Delete this run's checkpoints older than the newest ``max_to_keep``, by iteration;
+        never the pointer's target, anything newer, another run's or a user's directory."""
         if not comm.is_main_process() or self.max_to_keep <= 0:
             return
         save_dir = self.checkpointer.save_dir
-        kept = sorted(d for d in os.listdir(save_dir)
-                      if d.startswith("model_") and os.path.isdir(os.path.join(save_dir, d)))
-        for old in kept[:-self.max_to_keep]:
-            shutil.rmtree(os.path.join(save_dir, old), ignore_errors=True)
-
+        target = last_checkpoint(save_dir)
+        if target is None:
+            return
+        newest = read_meta(target).get("iteration")
+        ours = []
+        for iteration, name in complete_checkpoints(save_dir):
+            path = os.path.join(save_dir, name)
+            if os.path.samefile(path, target) or newest is None or iteration >= newest:
+                continue
+            if read_meta(path).get("run") == self.checkpointer.run_id:
+                ours.append(path)
+        for path in ours[:max(0, len(ours) - (self.max_to_keep - 1))]:
+            shutil.rmtree(path, ignore_errors=True)
