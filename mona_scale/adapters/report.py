@@ -1,14 +1,18 @@
-"""Parameter (and optionally FLOP) report of the tuning methods.
+"""Parameter and compute report of the tuning methods.
 
-``python -m mona_scale.adapters.report --model swin_b`` prints, for every method, the
-backbone's total and trainable parameters, the trainable share and the reference count
-of MONA.md section 5 with a match mark. Backbones are built on the meta device, so the
-table for Swin-L takes about a second and allocates no weights.
+``python -m mona_scale.adapters.report --model swin_b [--size 224]`` prints, for every
+method, the backbone's total and trainable parameters, the trainable share, the count the
+authors' code gives (docs/method.md, "Tuning methods") with a match mark, and the forward
+GFLOPs of the backbone at ``size`` x ``size`` (fvcore's count: one multiply-add = one
+flop) with the extra compute over the frozen backbone. Parameter counts use meta-device
+backbones; FLOPs trace real ones (about 2 s per method for Swin-B on one CPU core;
+``--size 0`` skips them).
 """
 from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -20,12 +24,13 @@ from .tuning import tuning_method_names
 __all__ = ["REFERENCE_COUNTS", "ParameterCounts", "parameter_counts",
            "tuning_table", "main"]
 
-# Trainable backbone parameters of the authors' reference code and logs (MONA.md section 5):
-# (model, method) -> (count, tolerance). Swin-L partial-1 is given as "28.34M".
+# Trainable backbone parameters in the authors' code and logs (four outputs, norm0..norm3):
+# (model, method) -> (count, tolerance). Swin-L partial-1 is given as "28.34M". BitFit
+# trains every parameter whose name contains "bias", relative-position tables included.
 REFERENCE_COUNTS: dict[tuple[str, str], tuple[int, int]] = {
     ("swin_l", "full"): (194_998_164, 0), ("swin_b", "full"): (86_745_016, 0),
     ("swin_l", "fixed"): (0, 0), ("swin_b", "fixed"): (0, 0),
-    ("swin_l", "bitfit"): (207_168, 0), ("swin_b", "bitfit"): (138_112, 0),
+    ("swin_l", "bitfit"): (302_484, 0), ("swin_b", "bitfit"): (201_656, 0),
     ("swin_l", "ln"): (89_088, 0), ("swin_b", "ln"): (59_392, 0),
     ("swin_l", "partial-1"): (28_340_000, 5_000), ("swin_b", "partial-1"): (12_601_632, 0),
     ("swin_l", "adapter"): (4_659_456, 0), ("swin_l", "adaptformer"): (2_329_728, 0),
@@ -71,7 +76,16 @@ def _sdpa_flops(inputs, outputs) -> int:
 
 
 def count_flops(module: nn.Module, image_size: int = 224) -> float:
-    """GFLOPs (fvcore's count: one fused multiply-add = one flop) of one forward pass."""
+    """Forward GFLOPs of ``module`` on one ``image_size`` x ``image_size`` RGB image.
+
+    Args:
+        module: a backbone (or model) taking an (N, 3, H, W) tensor; put in eval mode.
+        image_size: square input side.
+
+    Returns:
+        fvcore's count (one fused multiply-add = one flop) in units of 1e9, with
+        ``scaled_dot_product_attention`` counted as its two matrix products.
+    """
     from fvcore.nn import FlopCountAnalysis
     analysis = FlopCountAnalysis(module.eval(), torch.zeros(1, 3, image_size, image_size))
     analysis.set_op_handle("aten::scaled_dot_product_attention", _sdpa_flops)
@@ -79,19 +93,27 @@ def count_flops(module: nn.Module, image_size: int = 224) -> float:
     return analysis.total() / 1e9
 
 
-def tuning_table(model: str = "swin_b", flops_size: int = 0) -> list[dict]:
+def tuning_table(model: str = "swin_b", flops_size: int = 0,
+                 methods: Sequence[str] | None = None) -> list[dict]:
     """One row per tuning method for the named Swin size.
 
     Args:
         model: ``swin_t|swin_s|swin_b|swin_l``.
-        flops_size: if > 0, also count GFLOPs at this square size (builds real weights).
+        flops_size: if > 0, also count forward GFLOPs at this square size (builds real
+            weights, one method at a time).
+        methods: the methods to report (default: all, in the paper's order); with
+            ``flops_size``, ``fixed`` is always counted as the baseline.
 
     Returns:
-        Rows with method, total, trainable, share (%), reference and match.
+        Rows with method, total, trainable, share (%), reference and match; with
+        ``flops_size`` also ``GFLOPs`` and ``extra compute %`` (over ``fixed``).
     """
     from mona_scale.backbones import build_swin
     rows = []
-    for method in tuning_method_names():
+    names = tuning_method_names() if methods is None else list(methods)
+    if flops_size and "fixed" not in names:
+        names.insert(0, "fixed")
+    for method in names:
         with torch.device("meta"):
             counts = parameter_counts(build_swin(model, method))
         expected = REFERENCE_COUNTS.get((model, method))
@@ -101,8 +123,12 @@ def tuning_table(model: str = "swin_b", flops_size: int = 0) -> list[dict]:
                "match": None if expected is None
                else abs(counts.trainable - expected[0]) <= expected[1]}
         if flops_size:
-            row["GFLOPs"] = round(count_flops(build_swin(model, method), flops_size), 2)
+            row["GFLOPs"] = count_flops(build_swin(model, method), flops_size)
         rows.append(row)
+    if flops_size:
+        base = next(r["GFLOPs"] for r in rows if r["method"] == "fixed")
+        for row in rows:
+            row["extra compute %"] = 100.0 * (row["GFLOPs"] - base) / base
     return rows
 
 
@@ -113,6 +139,10 @@ def format_table(rows: list[dict]) -> str:
             return "-" if value is None else ("yes" if value else "NO")
         if key == "reference" and value is None:
             return "-"
+        if key == "GFLOPs":
+            return f"{value:.3f}"
+        if key == "extra compute %":
+            return f"{value:.2f}"
         return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
     return tabulate([[cell(k, v) for k, v in r.items()] for r in rows],
                     headers=list(rows[0]), stralign="right")
@@ -122,12 +152,15 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns 1 if a reference count does not match."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="swin_b", help="swin_t|swin_s|swin_b|swin_l")
-    parser.add_argument("--flops", type=int, default=0, metavar="SIZE",
-                        help="also count GFLOPs at SIZE x SIZE (0 = skip)")
+    parser.add_argument("--size", type=int, default=224, metavar="SIZE",
+                        help="count forward GFLOPs at SIZE x SIZE (default 224; 0 = skip)")
     args = parser.parse_args(argv)
-    rows = tuning_table(args.model, args.flops)
-    print(f"Backbone parameters of {args.model} per tuning method "
-          f"(heads excluded; reference = MONA.md section 5)")
+    if args.size < 0:
+        parser.error(f"--size must be >= 0, got {args.size}")
+    rows = tuning_table(args.model, args.size)
+    flops = f"; GFLOPs of one {args.size}x{args.size} forward" if args.size else ""
+    print(f"Backbone parameters of {args.model} per tuning method (heads excluded; "
+          f"reference = the authors' code, docs/method.md{flops})")
     print(format_table(rows))
     return 1 if any(r["match"] is False for r in rows) else 0
 

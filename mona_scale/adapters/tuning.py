@@ -2,8 +2,12 @@
 which backbone parameters train. Everything outside the backbone (necks, heads) is left
 as it is (trainable).
 
-Methods (MONA.md section 5): ``full fixed bitfit ln partial-1 adapter adaptformer lora
-mona``. Select one with :func:`apply_tuning` or ``build_swin(..., tuning=...)``.
+Methods (docs/method.md, "Tuning methods"): ``full fixed bitfit ln partial-1 adapter
+adaptformer lora mona``. Select one with :func:`apply_tuning` or
+``build_swin(..., tuning=...)``. The selective methods use the authors' name rules:
+``bitfit`` trains every parameter whose name contains ``bias`` (so the relative-position
+bias tables train too), ``ln`` every one whose name contains ``norm``, ``partial-1`` the
+last block of the last stage.
 """
 from __future__ import annotations
 
@@ -36,6 +40,9 @@ class TuningOptions:
         alpha: LoRA alpha (1.0).
         fused: Mona's fused execution path (True) or the reference path.
         recompute: Mona recomputes its branch in backward instead of storing activations.
+        frozen_stages: mmdet's Swin ``frozen_stages`` on top of the method: >= 0 freezes
+            the patch embedding, k >= 2 also stages 1..k-1 (adapters in them included);
+            -1 (default) freezes nothing more. The authors' VOC RetinaNet runs use 1.
     """
 
     bottleneck: int = 64
@@ -45,6 +52,7 @@ class TuningOptions:
     alpha: float = 1.0
     fused: bool = True
     recompute: bool = False
+    frozen_stages: int = -1
 
 
 @dataclass(frozen=True)
@@ -100,7 +108,7 @@ def _in_last_block(backbone, name: str) -> bool:
 
 TUNING_METHODS.register("full", TuningMethod(_no_insert, lambda bb, n: True))
 TUNING_METHODS.register("fixed", TuningMethod(_no_insert, lambda bb, n: False))
-TUNING_METHODS.register("bitfit", TuningMethod(_no_insert, lambda bb, n: n.endswith(".bias")))
+TUNING_METHODS.register("bitfit", TuningMethod(_no_insert, lambda bb, n: "bias" in n))
 TUNING_METHODS.register("ln", TuningMethod(_no_insert, lambda bb, n: "norm" in n))
 TUNING_METHODS.register("partial-1", TuningMethod(_no_insert, _in_last_block))
 TUNING_METHODS.register("adapter", TuningMethod(_insert_adapter,
@@ -111,6 +119,13 @@ TUNING_METHODS.register("lora", TuningMethod(
     _insert_lora, lambda bb, n: n.rsplit(".", 1)[-1].startswith("lora_")))
 TUNING_METHODS.register("mona", TuningMethod(_insert_mona,
                                              _has_part("my_module_1", "my_module_2")))
+
+
+def _in_frozen_stage(name: str, frozen_stages: int) -> bool:
+    """Is the parameter in a part that mmdet's Swin ``frozen_stages`` freezes?"""
+    if frozen_stages >= 0 and name.startswith("patch_embed."):
+        return True
+    return any(name.startswith(f"layers.{i}.") for i in range(frozen_stages - 1))
 
 
 def tuning_method_names() -> list[str]:
@@ -157,6 +172,7 @@ def apply_tuning(backbone: nn.Module, tuning: str | Mapping | None = "mona") -> 
     method = TUNING_METHODS.get(name)
     method.insert(backbone, options)
     for param_name, param in backbone.named_parameters():
-        param.requires_grad_(method.trains(backbone, param_name))
+        param.requires_grad_(method.trains(backbone, param_name)
+                             and not _in_frozen_stage(param_name, options.frozen_stages))
     backbone.tuning_method, backbone.tuning_options = name, options
     return backbone
