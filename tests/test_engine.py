@@ -129,18 +129,29 @@ def test_nan_loss_stops_with_iteration_and_terms_and_keeps_last_checkpoint(tmp_p
     assert not (tmp_path / "model_final.pth").exists()  # the run did not finish
 
 
-def test_stop_request_saves_and_ends_the_loop(tmp_path):
+def test_stop_at_iter_saves_and_ends_the_loop(tmp_path):
+    from mona_scale.engine.stopping import StopControl
+    trainer, _ = _trainer(_LossModel(nan_at=100), tmp_path, period=1000)
+    trainer.stopping = StopControl(stop_at_iter=4)  # 4 iterations: 0..3
+    trainer.train(0, 10)
+    assert trainer.iter == 3 and trainer.stop_requested
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0000003"
+    assert not (tmp_path / "model_final.pth").exists()
+    assert trainer.stopping.conclude(trainer.iter, 10) == 0  # deliberate: exit status 0
+
+
+def test_stop_request_from_a_hook_stops_after_the_next_step_whatever_the_hook_order(tmp_path):
     trainer, _ = _trainer(_LossModel(nan_at=100), tmp_path, period=1000)
 
-    class StopAt3(HookBase):
+    class RequestAt3(HookBase):
         def after_step(self):
-            self.trainer.stop_requested = self.trainer.iter == 3
+            if self.trainer.iter == 3:
+                self.trainer.request_stop()
 
-    trainer.register_hooks([StopAt3()])  # runs after the checkpoint hook: seen next step
-    trainer._hooks.insert(0, trainer._hooks.pop())  # before it, as do_train orders them
+    trainer.register_hooks([RequestAt3()])  # after the checkpoint hook: no ordering needed
     trainer.train(0, 10)
-    assert trainer.iter == 3
-    assert (tmp_path / "last_checkpoint").read_text() == "model_0000003"
+    assert trainer.iter == 4  # decided in iteration 4's collective, saved by its hooks
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0000004"
     assert not (tmp_path / "model_final.pth").exists()
 
 
@@ -215,7 +226,7 @@ def test_missing_dataset_names_path_and_layout():
 def test_signal_checkpoints_and_stops_without_slurm(tmp_path, monkeypatch):
     import signal
 
-    from mona_scale.engine.preemption import PreemptionHook
+    from mona_scale.engine.stopping import StopControl
 
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     trainer, _ = _trainer(_LossModel(nan_at=100), tmp_path, period=1000)
@@ -225,14 +236,18 @@ def test_signal_checkpoints_and_stops_without_slurm(tmp_path, monkeypatch):
             if self.trainer.iter == 2:
                 os.kill(os.getpid(), signal.SIGUSR1)  # as SLURM does before the time limit
 
-    hook = PreemptionHook()
-    trainer.register_hooks([SignalAt2(), hook])
-    hooks = trainer._hooks
-    trainer._hooks = [hooks[1], hooks[2], hooks[0]]  # signal, preemption, then checkpoint
+    trainer.register_hooks([SignalAt2()])
+    trainer.stopping = control = StopControl()
     previous = signal.getsignal(signal.SIGUSR1)
-    trainer.train(0, 10)
-    assert trainer.iter == 2 and hook.received == signal.SIGUSR1
-    assert (tmp_path / "last_checkpoint").read_text() == "model_0000002"
+    control.install()
+    try:
+        trainer.train(0, 10)
+        status = control.conclude(trainer.iter, 10)
+    finally:
+        control.restore()
+    assert trainer.iter == 3 and control.received == [signal.SIGUSR1]
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0000003"
+    assert status == 128 + signal.SIGUSR1  # stopped early, no SLURM job to requeue
     assert signal.getsignal(signal.SIGUSR1) == previous  # handlers restored
 
 

@@ -33,7 +33,7 @@ from .config import save_config
 from .evaluation import EqualLengthLoader, SkipPadding
 from .optim import param_groups
 from .precision import Precision
-from .preemption import PreemptionHook
+from .stopping import StopControl
 from .strategies import Strategy, build_strategy
 from .trainer import MonaTrainer
 from .wandb_writer import WandbWriter
@@ -225,44 +225,48 @@ def do_train(cfg: DictConfig, model: nn.Module, resume: bool = False) -> None:
 
     Pretrained weights (``train.init_checkpoint``) load before the strategy wraps the model;
     a resumed run loads its last checkpoint after (the strategy reads its own shards).
+    SIGUSR1 / SIGTERM are recorded from the start (a signal during set-up is honoured at the
+    first step) and turned into a checkpointed stop by
+    :class:`~mona_scale.engine.stopping.StopControl`.
+
+    Raises:
+        TrainingStopped: (a ``SystemExit``) after a signalled stop before ``train.max_iter``
+            that was not followed by a SLURM requeue: the process exits with status
+            ``128 + signal``, so the job is not recorded as completed.
     """
     train = cfg.train
-    strategy = build_run_strategy(cfg)
-    last = last_checkpoint(train.output_dir) if resume else None
-    if last is None and train.init_checkpoint:
-        load_init_checkpoint(model, train.init_checkpoint)
-    wrapped, optimizer = strategy.setup(model, optimizer_factory(cfg))
-    trainer = MonaTrainer(wrapped, instantiate(cfg.dataloader.train), optimizer, strategy)
-    checkpointer = Checkpointer(train.output_dir, strategy, wrapped, optimizer, trainer)
-    trainer.register_hooks([
-        hooks.IterationTimer(),
-        MemoryHook(),
-        hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
-        StopAtIteration(int(train.get("stop_at_iter", 0) or 0)),
-        PreemptionHook(requeue=bool(train.get("requeue", True))),
-        PeriodicCheckpointHook(checkpointer, **train.checkpointer),
-        hooks.EvalHook(train.eval_period, lambda: do_test(cfg, wrapped, strategy)),
-        hooks.PeriodicWriter(_writers(cfg), period=train.log_period)
-        if comm.is_main_process() else None,
-    ])
-    start_iter = 0
-    if last is not None:
-        checkpointer.load(last)
-        start_iter = trainer.iter + 1
-        logger.info(f"resuming at iteration {start_iter} from {last}")
-    trainer.train(start_iter, train.max_iter)
-
-
-class StopAtIteration(hooks.HookBase):
-    """``train.stop_at_iter=N``: stop (checkpoint and exit cleanly) after iteration N as a
-    preempted job would; 0 = off. For time-sliced jobs and resume tests."""
-
-    def __init__(self, stop_at_iter: int):
-        self.stop_at_iter = stop_at_iter
-
-    def after_step(self) -> None:
-        if self.stop_at_iter and self.trainer.iter + 1 == self.stop_at_iter:
-            self.trainer.stop_requested = True
+    stopping = StopControl(int(train.get("stop_at_iter", 0) or 0),
+                           requeue=bool(train.get("requeue", True)))
+    stopping.install()
+    try:
+        strategy = build_run_strategy(cfg)
+        last = last_checkpoint(train.output_dir) if resume else None
+        if last is None and train.init_checkpoint:
+            load_init_checkpoint(model, train.init_checkpoint)
+        wrapped, optimizer = strategy.setup(model, optimizer_factory(cfg))
+        trainer = MonaTrainer(wrapped, instantiate(cfg.dataloader.train), optimizer, strategy,
+                              stopping)
+        checkpointer = Checkpointer(train.output_dir, strategy, wrapped, optimizer, trainer)
+        trainer.register_hooks([
+            hooks.IterationTimer(),
+            MemoryHook(),
+            hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
+            PeriodicCheckpointHook(checkpointer, **train.checkpointer),
+            hooks.EvalHook(train.eval_period, lambda: do_test(cfg, wrapped, strategy)),
+            hooks.PeriodicWriter(_writers(cfg), period=train.log_period)
+            if comm.is_main_process() else None,
+        ])
+        start_iter = 0
+        if last is not None:
+            checkpointer.load(last)
+            start_iter = trainer.iter + 1
+            logger.info(f"resuming at iteration {start_iter} from {last}")
+        trainer.train(start_iter, train.max_iter)  # its writers are closed when it returns
+        status = stopping.conclude(trainer.iter, train.max_iter)  # collective: a barrier
+    finally:
+        stopping.restore()
+    if status:
+        raise stopping.exit_error(status, trainer.iter)
 
 
 def _load_for_evaluation(cfg: DictConfig, model: nn.Module, resume: bool) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from mona_scale import collectives
 
 from detectron2.evaluation import DatasetEvaluator
+from detectron2.utils import comm
 
 __all__ = ["EqualLengthLoader", "SkipPadding", "PADDING_KEY"]
 
@@ -29,22 +30,34 @@ class EqualLengthLoader:
     def __init__(self, loader: Iterable):
         self.loader = loader
         self.length = len(loader)
-        self.target = collectives.max_over_ranks(self.length)
-        if self.length == 0 and self.target > 0:
-            raise ValueError("this rank has no evaluation images while others have some: use "
-                             "an evaluation set with at least as many images as ranks")
+        self.target = collectives.max_over_ranks(self.length)  # (no images here: __iter__
+        # raises on every rank)
 
     def __len__(self) -> int:
         return self.target
 
     def __iter__(self) -> Iterator[list[dict]]:
-        last, yielded = None, 0
-        for last in self.loader:  # a stream may yield fewer than len() (corrupt samples)
+        # Every rank takes its first batch, then one collective says whether any rank got
+        # none: then all raise together (a rank alone raising would leave the others waiting
+        # in their next sharded forward). A loader that ends early after its first batch is
+        # padded with repeats of its last one.
+        iterator = iter(self.loader)
+        last = next(iterator, None)
+        dry = collectives.count_ranks(last is None)
+        if dry and self.target > 0:
+            raise ValueError(
+                f"the evaluation loader yielded nothing on {dry} of {comm.get_world_size()} "
+                f"rank(s) ({'this one' if last is None else 'not this one'}, which has "
+                f"{self.length} batch(es)) while others evaluate: every rank needs at least one "
+                f"batch (an evaluation set with at least as many images as ranks, and shards "
+                f"that read)")
+        if last is None:
+            return
+        yielded = 1
+        yield last
+        for last in iterator:  # a stream may yield fewer than len() (corrupt samples)
             yielded += 1
             yield last
-        if last is None and self.target > 0:
-            raise ValueError("this rank's evaluation loader yielded nothing while other ranks "
-                             "evaluate: every rank needs at least one batch")
         for _ in range(self.target - yielded):
             yield [dict(d, **{PADDING_KEY: True}) for d in last]
 

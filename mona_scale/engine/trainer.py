@@ -1,15 +1,18 @@
 """The training loop: detectron2's TrainerBase + hooks, stepping through a Strategy.
 
 One iteration is one optimizer step over ``grad_accum`` micro-batches. Loss terms are summed
-on the device; after the optimizer step they and the gradient norm are copied to the host
-once, the step's only synchronisation (DeepSpeed's and fp16's ``GradScaler`` add their
-own), for the logged metrics and the finiteness check together. A non-finite loss stops the
-run with a ``FloatingPointError`` naming the iteration and the loss terms before that
-iteration's hooks run (collectively: the check's count is a control collective on the host,
-so every rank stops at the same iteration and none hangs); no checkpoint is written after
-it. A stop request (preemption signal, or
-``train.stop_at_iter``) ends the loop after the current iteration's hooks, which save a
-checkpoint first.
+on the device; after the last backward the gradient norm is taken (and clipped), and the
+loss terms and the norm are copied to the host once, the step's only synchronisation
+(DeepSpeed's and fp16's ``GradScaler`` add their own), for the logged metrics and the
+finiteness check together. Then one host-side collective counts, over all ranks, non-finite
+values and pending stop requests (:class:`~mona_scale.engine.stopping.StopControl`). A
+non-finite loss or gradient norm on any rank raises ``FloatingPointError`` on every rank,
+naming the iteration and this rank's values, before the optimizer step is applied and before
+the iteration's hooks run: no checkpoint is written after it. A stop decision (signal,
+``train.stop_at_iter``, :meth:`MonaTrainer.request_stop`) ends the loop after the
+iteration's hooks, which save a checkpoint first (``trainer.stop_requested`` is the
+decision). ``fp16`` loss scaling is the exception for the gradient norm: an overflow there
+is the scaler's business (it skips the step and lowers the scale).
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from detectron2.utils import comm
 from detectron2.utils.events import EventStorage, get_event_storage
 from torch import nn
 
+from .stopping import StopControl
 from .strategies import Strategy
 
 __all__ = ["MonaTrainer"]
@@ -42,10 +46,12 @@ class MonaTrainer(TrainerBase):
         optimizer: the optimizer (from ``strategy.setup``).
         strategy: the :class:`~mona_scale.engine.strategies.Strategy` (it holds
             ``grad_accum`` and ``clip_grad``).
+        stopping: where stop requests are recorded and decided (default: one with no
+            signal handlers installed and no ``stop_at_iter``).
     """
 
     def __init__(self, model: nn.Module, data_loader: Iterable, optimizer: torch.optim.Optimizer,
-                 strategy: Strategy):
+                 strategy: Strategy, stopping: StopControl | None = None):
         super().__init__()
         if strategy.grad_accum < 1:
             raise ValueError(f"train.grad_accum must be >= 1, got {strategy.grad_accum}")
@@ -53,7 +59,24 @@ class MonaTrainer(TrainerBase):
         self.strategy, self.grad_accum = strategy, strategy.grad_accum
         self._data_loader_iter_obj = None
         self.batches_drawn = 0  # this rank's batches taken from the loader (its position)
-        self.stop_requested = False
+        self.stopping = stopping if stopping is not None else StopControl()
+
+    @property
+    def stop_requested(self) -> bool:
+        """The collective decision of this iteration's poll: the loop ends after this
+        iteration's hooks (the checkpoint hook saves when it is true)."""
+        return self.stopping.decision.stop
+
+    @stop_requested.setter
+    def stop_requested(self, value: bool) -> None:
+        # setting True is a request, decided at the next step; False cannot undo a decision
+        if value and not self.stopping.decision.stop:
+            self.request_stop()
+
+    def request_stop(self) -> None:
+        """Ask for a checkpointed stop; every rank stops after the next step (the request
+        is counted in that step's collective decision)."""
+        self.stopping.request()
 
     @property
     def _data_loader_iter(self):
@@ -69,8 +92,9 @@ class MonaTrainer(TrainerBase):
         return self._data_loader_iter_obj
 
     def train(self, start_iter: int, max_iter: int) -> None:
-        """detectron2's loop, which also ends after an iteration whose hooks saw a stop
-        request (``self.iter`` then stays below ``max_iter - 1``)."""
+        """detectron2's loop, which also ends after an iteration for which the ranks decided
+        to stop (``self.iter`` is then that iteration; it is ``max_iter`` after a full run).
+        A stop decision only ends the loop after the iteration's hooks (its checkpoint)."""
         logger = logging.getLogger(__name__)
         logger.info(f"Starting training from iteration {start_iter}")
         self.iter = self.start_iter = start_iter
@@ -82,8 +106,9 @@ class MonaTrainer(TrainerBase):
                     self.before_step()
                     self.run_step()
                     self.after_step()
-                    if self.stop_requested:
-                        logger.info(f"stopped after iteration {self.iter} on request")
+                    if self.stopping.decision.stop:
+                        logger.info(f"stopped after iteration {self.iter}: "
+                                    f"{self.stopping.decision.describe()}")
                         break
                 else:
                     self.iter += 1
@@ -111,27 +136,38 @@ class MonaTrainer(TrainerBase):
             for k, v in loss_dict.items():  # on the device: no synchronisation
                 term = v.detach().float().reshape(()) / self.grad_accum
                 loss_sums[k] = loss_sums[k] + term if k in loss_sums else term
-        norm = self.strategy.step(self.model, self.optimizer)
-        metrics = self._finite_metrics(loss_sums, norm)
+        norm = self.strategy.grad_norm(self.model, self.optimizer)
+        metrics = self._finite_metrics(loss_sums, norm)  # also decides whether to stop
+        self.strategy.apply_step(self.model, self.optimizer)
         self._write_metrics(metrics, data_time)
 
     def _finite_metrics(self, loss_sums: Mapping[str, torch.Tensor],
                         norm: torch.Tensor | float | None) -> dict[str, float]:
-        """The step's loss terms (and gradient norm) as floats, in one device-to-host copy;
-        raise ``FloatingPointError`` on every rank when a loss term is not finite on any."""
+        """The step's loss terms (and gradient norm) as floats, in one device-to-host copy,
+        and the step's one control collective: it counts non-finite values and takes the
+        stop decision. Raises ``FloatingPointError`` on every rank when a loss term (or,
+        without fp16 loss scaling, the gradient norm) is not finite on any."""
         values = list(loss_sums.values())
         if isinstance(norm, torch.Tensor):
             values.append(norm.detach().float().reshape(()).to(values[0].device))
         host = torch.stack(values).cpu().tolist()
         terms = dict(zip(loss_sums, host, strict=False))
-        bad = collectives.count_ranks(not all(math.isfinite(v) for v in terms.values()))
-        if bad > 0:
-            raise FloatingPointError(
-                f"loss became non-finite at iteration {self.iter} (on {bad} rank(s)); this "
-                f"rank's loss terms: {terms}. Training stopped; the last checkpoint written "
-                f"before this iteration is intact.")
+        grad_norm = None
         if norm is not None:
-            terms["grad_norm"] = host[-1] if isinstance(norm, torch.Tensor) else float(norm)
+            grad_norm = host[-1] if isinstance(norm, torch.Tensor) else float(norm)
+        bad_loss = not all(math.isfinite(v) for v in terms.values())
+        bad_norm = (grad_norm is not None and self.strategy.checks_grad_norm
+                    and not math.isfinite(grad_norm))
+        losses, norms = self.stopping.poll(self.iter, bad_loss, bad_norm)
+        if losses or norms:
+            what = "loss" if losses else "gradient norm"
+            raise FloatingPointError(
+                f"{what} became non-finite at iteration {self.iter} (on {losses or norms} "
+                f"rank(s)); this rank's loss terms: {terms}, gradient norm: {grad_norm}. "
+                f"Training stopped before this step was applied; the last checkpoint written "
+                f"before this iteration is intact.")
+        if grad_norm is not None:
+            terms["grad_norm"] = grad_norm
         return terms
 
     def _write_metrics(self, metrics: dict[str, float], data_time: float) -> None:

@@ -110,23 +110,58 @@ class Strategy(ABC):
         """Backward of one micro-batch's loss (already divided by ``grad_accum``)."""
         self.precision.scale(loss).backward()
 
-    def step(self, model: nn.Module, optimizer: torch.optim.Optimizer
-             ) -> torch.Tensor | float | None:
-        """Clip (if ``clip_grad``), step and zero the gradients.
+    def grad_norm(self, model: nn.Module, optimizer: torch.optim.Optimizer
+                  ) -> torch.Tensor | float | None:
+        """After the last backward of a step, before :meth:`apply_step`: unscale (fp16), take
+        the global gradient norm over the optimizer's parameters and clip to ``clip_grad``
+        (when set). Queues device work only; nothing is copied to the host.
+
+        Args:
+            model: the wrapped model.
+            optimizer: its optimizer.
 
         Returns:
-            The global gradient norm before clipping (a tensor on the device: the trainer
-            copies it to the host with the losses), or None when not clipping.
+            The global gradient norm before clipping, a device tensor (the trainer checks it
+            with the losses, in the step's one host copy), or None for no gradients.
         """
-        norm = None
+        self.precision.unscale_(optimizer)
+        params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        if not params:
+            return None
         if self.clip_grad > 0:
-            self.precision.unscale_(optimizer)
-            params = [p for g in optimizer.param_groups for p in g["params"]
-                      if p.grad is not None]
             norm = torch.nn.utils.clip_grad_norm_(params, self.clip_grad)
-            norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+        else:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        return norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+
+    def apply_step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        """The optimizer step (fp16: skipped by the scaler on inf/NaN gradients), then zero
+        the gradients. Called only when the trainer found the step's losses and gradient
+        norm finite on every rank (fp16: its loss).
+
+        Args:
+            model: the wrapped model.
+            optimizer: its optimizer.
+        """
         self.precision.step(optimizer)
         optimizer.zero_grad(set_to_none=True)
+
+    @property
+    def checks_grad_norm(self) -> bool:
+        """Whether a non-finite :meth:`grad_norm` must stop the run. Not under fp16 loss
+        scaling, where an overflow is expected now and then: the scaler skips that step and
+        lowers the scale."""
+        return self.precision.scaler is None
+
+    def step(self, model: nn.Module, optimizer: torch.optim.Optimizer
+             ) -> torch.Tensor | float | None:
+        """:meth:`grad_norm` then :meth:`apply_step`, with no finiteness check.
+
+        Returns:
+            The global gradient norm before clipping.
+        """
+        norm = self.grad_norm(model, optimizer)
+        self.apply_step(model, optimizer)
         return norm
 
     def check_options(self) -> None:

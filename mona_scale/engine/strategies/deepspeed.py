@@ -125,12 +125,25 @@ class DeepSpeedStrategy(Strategy):
         if not self.engine.is_gradient_accumulation_boundary():
             self.engine.step()  # counts the micro-step; no optimizer step
 
-    def step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> float | None:
+    def grad_norm(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> float | None:
+        """DeepSpeed's ``engine.step()``: ZeRO takes the global norm of its gradient
+        partitions and, when it is not finite, skips the optimizer step and reports an
+        infinite norm (stages 1-3); so a non-finite norm is never applied, and the trainer
+        then stops on it. (ZeRO reads the norm on the host itself: its own synchronisation.)
+
+        Returns:
+            The global gradient norm before clipping, or None where ZeRO does not compute it.
+        """
         self.engine.step()
-        if self.clip_grad <= 0:
-            return None
         norm = self.engine.get_global_grad_norm()
         return None if norm is None else float(norm)
+
+    def apply_step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        """Nothing: :meth:`grad_norm` ran ``engine.step()``, which applied a finite step."""
+
+    @property
+    def checks_grad_norm(self) -> bool:
+        return True  # no fp16 loss scaling under DeepSpeed here (check_options)
 
     def state_bytes(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, int]:
         """Module weights (ZeRO-3: this rank's partitions) as parameters; gradient partitions
