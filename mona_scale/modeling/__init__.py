@@ -1,8 +1,10 @@
 """Meta-architectures and heads detectron2 lacks."""
+from .cascade_heads import StagewiseMaskCascadeROIHeads
 from .classifier import ImageClassifier
 from .preprocess import feature_shapes, normalize_images
 from .semantic_seg import SemanticSegmentor
 from .upernet import FCNHead, PyramidPoolingModule, UPerHead
 
 __all__ = ["ImageClassifier", "SemanticSegmentor", "UPerHead", "FCNHead",
-           "PyramidPoolingModule", "feature_shapes", "normalize_images"]
+           "PyramidPoolingModule", "StagewiseMaskCascadeROIHeads", "feature_shapes",
+           "normalize_images"]
