@@ -17,7 +17,7 @@ setup(
         "tqdm",
         "safetensors",
     ],
-    entry_points={"console_scripts": ["mona-shards = mona_scale.data.shards.cli:main"]},
+    entry_points={"console_scripts": ["mona-shards = mona_scale.console:mona_shards"]},
     extras_require={
         "dev": ["pytest", "ruff", "timm==1.0.31", "psutil"],
         "stream": ["webdataset==1.0.2"],

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 __all__ = ["load_checkpoint_weights", "adapter_keys", "save_adapter", "load_adapter",
-           "ADAPTER_FORMAT", "main"]
+           "run_init_checkpoint", "ADAPTER_FORMAT", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,9 @@ def load_checkpoint_weights(path: str) -> dict[str, torch.Tensor]:
 
     Args:
         path: a checkpoint directory (``torch.distributed.checkpoint`` or DeepSpeed, any
-            world size) or a weight file (``model_final.pth``: ``{"model": ...}``).
+            world size) or a weight file (``model_final.pth``: ``{"model": ...}``; read with
+            ``weights_only=True``, a ``.pkl`` through the restricted unpickler, so that
+            loading runs no code).
 
     Returns:
         A plain state dict (unsharded, on CPU).
@@ -65,8 +67,16 @@ def load_checkpoint_weights(path: str) -> dict[str, torch.Tensor]:
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     if os.path.isfile(path):
-        loaded = torch.load(path, map_location="cpu", weights_only=False)
-        return dict(loaded.get("model", loaded)) if isinstance(loaded, dict) else loaded
+        if path.endswith(".pkl"):
+            from .backbones.pretrained import read_pickle_weights
+
+            loaded = read_pickle_weights(path)  # numpy arrays and plain containers only
+        else:
+            loaded = torch.load(path, map_location="cpu", weights_only=True)  # runs no code
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path} holds a {type(loaded).__name__}, not a state dict")
+        state = loaded.get("model", loaded)
+        return {k: torch.as_tensor(v) for k, v in state.items() if hasattr(v, "shape")}
     if os.path.isdir(os.path.join(path, "state")):
         return _deepspeed_model_state(path)
     if os.path.isfile(os.path.join(path, ".metadata")):
@@ -171,11 +181,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, int]:
     state = load_checkpoint_weights(args.checkpoint)
     model.load_state_dict(state)  # strict: the checkpoint must be of this config's model
     written = {}
+    for path in (args.full, args.adapter):
+        if path:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if args.full:
         atomic_torch_save({"model": model.state_dict()}, args.full)
         written["full"] = os.path.getsize(args.full)
     if args.adapter:
-        metadata = {"base_model": str(cfg.train.init_checkpoint or ""),
+        base = cfg.train.init_checkpoint or run_init_checkpoint(args.checkpoint)
+        if not base:
+            logger.warning("no base model known (train.init_checkpoint is empty in the config "
+                           "and in the run's config.yaml): the adapter file names none")
+        metadata = {"base_model": str(base or ""),
                     "tuning": json.dumps(_plain(cfg.tuning)),
                     "config": os.path.abspath(args.config_file)}
         written["adapter"] = save_adapter(model, model.state_dict(), args.adapter, metadata)
@@ -186,6 +203,26 @@ def main(argv: Sequence[str] | None = None) -> dict[str, int]:
     return written
 
 
+def run_init_checkpoint(checkpoint: str) -> str:
+    """``train.init_checkpoint`` of the run a checkpoint belongs to, read from the
+    ``config.yaml`` the run wrote beside its checkpoints ("" when there is none).
+
+    Args:
+        checkpoint: a checkpoint directory ``<output_dir>/model_<iter>`` or a weight file
+            ``<output_dir>/model_final.pth``.
+
+    Returns:
+        The path the run started from, or "".
+    """
+    from omegaconf import OmegaConf
+
+    path = os.path.join(os.path.dirname(os.path.abspath(checkpoint.rstrip("/"))), "config.yaml")
+    if not os.path.isfile(path):
+        return ""
+    value = OmegaConf.select(OmegaConf.load(path), "train.init_checkpoint", default="")
+    return str(value or "")
+
+
 def _plain(node) -> dict:
     from omegaconf import OmegaConf
 
@@ -194,4 +231,7 @@ def _plain(node) -> dict:
 
 
 if __name__ == "__main__":
+    from .console import quiet_third_party
+
+    quiet_third_party()
     main(sys.argv[1:])

@@ -235,6 +235,8 @@ def _worker(local_rank: int, fn: Callable, args: tuple, env: dict, timeout_s: fl
     os.environ.update(env)
     os.environ["LOCAL_RANK"] = str(local_rank)
     os.environ["RANK"] = str(int(env["NODE_RANK"]) * int(env["LOCAL_WORLD_SIZE"]) + local_rank)
+    if "OMP_NUM_THREADS" in env:  # torch read the variable at import, before this call
+        torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
     run_distributed(fn, args, timeout_s)
 
 
@@ -298,6 +300,9 @@ def launch(fn: Callable, num_processes: int = 1, num_machines: int = 1, machine_
         dist_url: ``tcp://host:port`` of machine 0, or ``auto`` / None for a free local port.
         args: ``fn``'s arguments.
         timeout_s: the process group's timeout (``train.dist_timeout_minutes``).
+
+    Several local workers get ``OMP_NUM_THREADS=1`` (and ``torch.set_num_threads(1)``)
+    unless ``OMP_NUM_THREADS`` is set, as under torchrun.
     """
     world = num_processes * num_machines
     if world == 1:
@@ -313,6 +318,10 @@ def launch(fn: Callable, num_processes: int = 1, num_machines: int = 1, machine_
     host, port = dist_url[len("tcp://"):].rsplit(":", 1)
     env = {"MASTER_ADDR": host, "MASTER_PORT": port, "WORLD_SIZE": str(world),
            "LOCAL_WORLD_SIZE": str(num_processes), "NODE_RANK": str(machine_rank)}
+    if num_processes > 1 and "OMP_NUM_THREADS" not in os.environ:
+        # as torchrun does: one intra-op thread per process unless the user chose a number
+        # (N processes with a thread per core each oversubscribe the cores N times)
+        env["OMP_NUM_THREADS"] = "1"
     mp.start_processes(_worker, nprocs=num_processes, args=(fn, args, env, timeout_s),
                        daemon=False,
                        start_method="spawn")

@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 
+from mona_scale.console import quiet_third_party, run_summary
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PRETRAIN = os.path.join(ROOT, "configs/quickstart/shapes_cls_pretrain.py")
@@ -84,6 +86,8 @@ def main(argv=None) -> int:
                         help="a few iterations on a few images (tests the pipeline only)")
     parser.add_argument("opts", nargs="*", help="overrides for the detection stage")
     args = parser.parse_args(argv)
+    args.output = os.path.abspath(args.output)
+    quiet_third_party()  # here and in the train_net.py runs it starts
     start = time.time()
     pretrain_dir = os.path.join(args.output, "pretrain")
     smoke = SMOKE if args.smoke else []
@@ -95,7 +99,7 @@ def main(argv=None) -> int:
     for method, out in runs.items():
         train_net(CASCADE, f"train.output_dir={out}", f"train.init_checkpoint={checkpoint}",
                   f"tuning.method={method}", *smoke, *args.opts)
-    draw_predictions(CASCADE, runs["mona"])
+    pictures = draw_predictions(CASCADE, runs["mona"])
     pre = final_metrics(pretrain_dir)
     print(f"\nDemo finished in {(time.time() - start) / 60:.1f} min. Results (held-out splits):")
     print(f"  stage 1  tiny Swin pretrain, full   classification top-1 "
@@ -104,7 +108,9 @@ def main(argv=None) -> int:
         m = final_metrics(out)
         print(f"  stage 2  cascade mask r-cnn, {method:5s}  box AP {m['bbox/AP']:6.2f}  "
               f"AP50 {m['bbox/AP50']:6.2f}  mask AP {m['segm/AP']:6.2f}")
-    print(f"outputs: {os.path.relpath(args.output, ROOT)}/")
+    print(f"\npretrained tiny Swin (stage 1): {checkpoint}")
+    for method, out in runs.items():
+        print("\n".join(run_summary(out, pictures if method == "mona" else None)))
     return 0
 
 

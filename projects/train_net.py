@@ -14,18 +14,28 @@ config node; an unknown key is an error naming it.
 """
 from __future__ import annotations
 
+import os
 import sys
 
-from mona_scale.engine.config import load_config
-from mona_scale.engine.defaults import check_device, run
-from mona_scale.launch import dist_info_from_env, launch, run_distributed
+from mona_scale.console import quiet_third_party
 
-from detectron2.engine import default_argument_parser
+quiet_third_party()  # at import: spawned ranks import this file too
+
+from mona_scale.engine.config import load_config  # noqa: E402
+from mona_scale.engine.defaults import check_device, run  # noqa: E402
+from mona_scale.launch import dist_info_from_env, launch, run_distributed  # noqa: E402
+
+from detectron2.engine import default_argument_parser  # noqa: E402
+from detectron2.utils import comm  # noqa: E402
 
 
 def main(args) -> None:
     cfg = load_config(args.config_file, args.opts)
     run(cfg, eval_only=args.eval_only, resume=args.resume)
+    if comm.get_rank() == 0:
+        from mona_scale.console import run_summary
+
+        print("\n".join(run_summary(os.path.abspath(cfg.train.output_dir))), flush=True)
 
 
 def cli(argv=None) -> int:

@@ -34,15 +34,20 @@ if [ -z "${MONA_PYTHON:-}" ]; then
 fi
 
 # --config-file X anywhere on the command line replaces the script's default CONFIG;
-# everything else is passed on to train_net.py (key=value overrides, flags).
-ARGS=()
+# everything else is passed on to train_net.py: flags (and their values) first, then the
+# key=value overrides, in the order given (train_net.py wants flags before overrides).
+FLAGS=()
+OVERRIDES=()
 OUTPUT_DIR=
 while [ $# -gt 0 ]; do
     case $1 in
         --config-file) CONFIG=${2:?--config-file needs a path}; shift 2 ;;
         --config-file=*) CONFIG=${1#--config-file=}; shift ;;
         train.output_dir=*) OUTPUT_DIR=${1#train.output_dir=}; shift ;;
-        *) ARGS+=("$1"); shift ;;
+        *)
+            if [[ $1 =~ ^[A-Za-z_][A-Za-z0-9_.]*= ]]; then OVERRIDES+=("$1")
+            else FLAGS+=("$1"); fi
+            shift ;;
     esac
 done
 if [ ! -f "$CONFIG" ] && [ -f "$MONA_ROOT/$CONFIG" ]; then CONFIG=$MONA_ROOT/$CONFIG; fi
@@ -62,8 +67,8 @@ echo "job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}) on $SLURM_JOB_NODELI
      "$SLURM_NTASKS tasks, config $CONFIG, output $OUTPUT_DIR"
 
 # --resume: start fresh when the directory has no checkpoint, else continue from it.
-TRAIN=("$MONA_ROOT/projects/train_net.py" --config-file "$CONFIG" --resume
-       "train.output_dir=$OUTPUT_DIR" "${ARGS[@]}")
+TRAIN=("$MONA_ROOT/projects/train_net.py" --config-file "$CONFIG" --resume "${FLAGS[@]}"
+       "train.output_dir=$OUTPUT_DIR" "${OVERRIDES[@]}")
 if [ "${LAUNCHER:-srun}" = torchrun ]; then
     # The rendezvous on the first node's address (node names need not resolve) and a port
     # derived from the job id, as mona_scale.launch does for srun tasks.

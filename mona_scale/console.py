@@ -1,0 +1,103 @@
+"""What the command-line entry points print: known third-party noise silenced, and a closing
+summary of where a run's results are.
+
+Entry points (``projects/*.py``, ``mona-shards``, ``python -m mona_scale.export``) call
+:func:`quiet_third_party` first; importing the library changes no warning filter.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import warnings
+
+__all__ = ["THIRD_PARTY_NOISE", "quiet_third_party", "run_summary", "mona_shards"]
+
+# (message prefix, category) of warnings our dependencies print on every run; none is
+# actionable by a user of this library.
+THIRD_PARTY_NOISE = (
+    ("pkg_resources is deprecated", UserWarning),  # detectron2 / fvcore import it
+    ("torch.meshgrid: in an upcoming release", UserWarning),  # detectron2's anchors
+    ("TypedStorage is deprecated", UserWarning),  # torch.load of old checkpoints
+    ("The given NumPy array is not writable", UserWarning),  # detectron2's mask stacking
+    ("`torch.jit.script` is deprecated", FutureWarning),  # detectron2 / fvcore
+    ("Importing from timm.models.layers is deprecated", FutureWarning),
+    ("torch.cuda.amp.", FutureWarning),
+)
+
+
+def quiet_third_party() -> None:
+    """Silence the known third-party warnings (:data:`THIRD_PARTY_NOISE`, deprecation
+    warnings raised inside detectron2, fvcore, pycocotools and iopath) and wandb's console
+    chatter (``WANDB_SILENT``, unless set) in this process and the processes it starts.
+
+    Our own log lines and any other warning still print.
+    """
+    for message, category in THIRD_PARTY_NOISE:
+        warnings.filterwarnings("ignore", message=_prefix(message), category=category)
+    for module in ("detectron2", "fvcore", "pycocotools", "iopath", "webdataset"):
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=rf"{module}\b")
+    # child processes (DataLoader workers, torchrun / spawn ranks) inherit the environment
+    inherited = [f"ignore:{message}:{category.__name__}" for message, category in
+                 THIRD_PARTY_NOISE if ":" not in message]
+    current = os.environ.get("PYTHONWARNINGS", "")
+    os.environ["PYTHONWARNINGS"] = ",".join(x for x in [current, *inherited] if x)
+    os.environ.setdefault("WANDB_SILENT", "true")
+
+
+def _prefix(message: str) -> str:
+    import re
+
+    return re.escape(message)
+
+
+def run_summary(output_dir: str, pictures: str | None = None) -> list[str]:
+    """The lines that tell where a finished run's results are.
+
+    Args:
+        output_dir: the run's ``train.output_dir``.
+        pictures: a directory of drawings, if the run made some.
+
+    Returns:
+        Lines: metrics, checkpoints, evaluation outputs, pictures, the wandb directory and
+        the command that uploads an offline wandb run.
+    """
+    def exists(name: str) -> str | None:
+        path = os.path.join(output_dir, name)
+        return path if os.path.exists(path) else None
+
+    lines = [f"results of this run in {output_dir}/:"]
+    if exists("metrics.json"):
+        lines.append(f"  metrics      {exists('metrics.json')} (one JSON line per log period "
+                     f"and per evaluation)")
+    checkpoints = []
+    last = exists("last_checkpoint")
+    if last:
+        with open(last) as f:
+            checkpoints.append(os.path.join(output_dir, f.read().strip()) + " (last)")
+    if exists("model_final.pth"):
+        checkpoints.append(f"{exists('model_final.pth')} (consolidated weights)")
+    if checkpoints:
+        lines.append("  checkpoints  " + ", ".join(checkpoints))
+    if exists("inference"):
+        lines.append(f"  evaluation   {exists('inference')}/")
+    if exists("log.txt"):
+        lines.append(f"  log          {exists('log.txt')}")
+    if pictures and os.path.isdir(pictures):
+        lines.append(f"  pictures     {pictures}/")
+    runs = sorted(glob.glob(os.path.join(output_dir, "wandb", "*run-*")), key=os.path.getmtime)
+    if runs:
+        run = runs[-1]
+        if os.path.basename(run).startswith("offline-"):
+            lines.append(f"  wandb        {run} (offline; upload: wandb sync {run})")
+        else:
+            lines.append(f"  wandb        {run}")
+    return lines
+
+
+def mona_shards() -> int:
+    """The ``mona-shards`` console script: :func:`quiet_third_party`, then the shard
+    writer's command line (:func:`mona_scale.data.shards.cli.main`)."""
+    quiet_third_party()
+    from .data.shards.cli import main
+
+    return main()
