@@ -312,3 +312,17 @@ def test_rpn_options_of_the_recipe():
     beta = 1 / 9
     expected = 0.5 * 0.05 ** 2 / beta + (0.5 - 0.5 * beta)
     assert losses["loss_rpn_loc"].item() == pytest.approx(expected / 256)
+
+
+def test_heads_initialised_as_mmdet_and_quickstart_exports_only_config_nodes():
+    heads = build_heads()
+    fc = heads.box_head[0].fc1.weight  # 64*7*7 -> 256
+    fan_in, fan_out = fc.shape[1], fc.shape[0]
+    xavier_bound = math.sqrt(6 / (fan_in + fan_out))  # mmdet: xavier-uniform
+    assert math.sqrt(3 / fan_in) * 1.1 < fc.abs().max() <= xavier_bound  # not c2_xavier_fill
+    assert all(float(h.predictor.weight.detach().std()) == pytest.approx(math.sqrt(2 / NUM_CLASSES),
+                                                                rel=0.25)
+               for h in heads.mask_head)  # kaiming-normal fan-out (detectron2: std 0.001)
+    assert all(float(h.predictor.bias.detach().abs().max()) == 0 for h in heads.mask_head)
+    assert sorted(load_config(QUICKSTART)) == [
+        "dataloader", "lr_multiplier", "model", "optimizer", "train", "tuning"]

@@ -28,9 +28,9 @@ for stage in range(3):
         input_shape=ShapeSpec(channels=WIDTH, height=7, width=7), conv_dims=[WIDTH] * 4,
         fc_dims=[256])
     model.roi_heads.box_predictors[stage].input_shape = ShapeSpec(channels=256)
-for head in model.roi_heads.mask_heads:
-    head.update(input_shape=ShapeSpec(channels=WIDTH, width=14, height=14),
-                conv_dims=[WIDTH] * 5)
+for _head in model.roi_heads.mask_heads:
+    _head.update(input_shape=ShapeSpec(channels=WIDTH, width=14, height=14),
+                 conv_dims=[WIDTH] * 5)
 
 optimizer.lr = 4e-4
 train.device = "cpu"

@@ -85,6 +85,8 @@ class StagewiseMaskCascadeROIHeads(CascadeROIHeads):
         mask_heads: one mask head per stage (``BaseMaskRCNNHead`` subclasses), or ``None``
             for a box-only cascade. Needs ``mask_in_features`` and ``mask_pooler``.
         stage_loss_weights: multiplier of every loss of each stage.
+        init_like_mmdet: re-initialise the layers whose mmdet initialisation differs
+            (:meth:`init_like_mmdet`).
         **kwargs: the remaining ``StandardROIHeads``/``ROIHeads`` arguments
             (``num_classes``, ``batch_size_per_image``, ``positive_fraction``,
             ``proposal_append_gt``, ``mask_in_features``, ``mask_pooler``).
@@ -95,7 +97,8 @@ class StagewiseMaskCascadeROIHeads(CascadeROIHeads):
                  box_heads: list[nn.Module], box_predictors: list[nn.Module],
                  proposal_matchers: list[Matcher],
                  mask_heads: Sequence[nn.Module] | None = None,
-                 stage_loss_weights: Sequence[float] = (1.0, 0.5, 0.25), **kwargs):
+                 stage_loss_weights: Sequence[float] = (1.0, 0.5, 0.25),
+                 init_like_mmdet: bool = True, **kwargs):
         if "mask_head" in kwargs:
             raise ValueError("StagewiseMaskCascadeROIHeads takes 'mask_heads=' (one per stage) "
                              "instead of 'mask_head='")
@@ -117,6 +120,25 @@ class StagewiseMaskCascadeROIHeads(CascadeROIHeads):
                          box_heads=box_heads, box_predictors=box_predictors,
                          proposal_matchers=proposal_matchers, **kwargs)
         self.stage_loss_weights = tuple(float(w) for w in stage_loss_weights)
+        if init_like_mmdet:
+            self.init_like_mmdet()
+
+    def init_like_mmdet(self) -> None:
+        """Re-initialise the layers whose mmdet 2.11 initialisation differs from detectron2's:
+        the box heads' fully connected layers (xavier-uniform, bias 0; detectron2:
+        ``c2_xavier_fill``) and the mask heads' logit convolutions (kaiming-normal, fan-out,
+        bias 0; detectron2: normal with std 0.001). Convolutions, deconvolutions and the box
+        predictors are initialised alike in both."""
+        for head in self.box_head:
+            for module in head.modules():
+                if isinstance(module, nn.Linear):
+                    nn.init.xavier_uniform_(module.weight)
+                    nn.init.zeros_(module.bias)
+        for head in self.mask_head if self.mask_on else []:
+            predictor = getattr(head, "predictor", None)
+            if isinstance(predictor, nn.Conv2d):
+                nn.init.kaiming_normal_(predictor.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(predictor.bias)
 
     @classmethod
     def from_config(cls, cfg, input_shape):

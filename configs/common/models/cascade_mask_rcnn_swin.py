@@ -42,7 +42,7 @@ model.proposal_generator.update(
     anchor_boundary_thresh=0,
 )
 
-mask_head = model.roi_heads.pop("mask_head")
+_mask_head = model.roi_heads.pop("mask_head")
 [model.roi_heads.pop(k) for k in ["box_head", "box_predictor", "proposal_matcher"]]
 model.roi_heads.update(
     _target_=StagewiseMaskCascadeROIHeads,
@@ -76,10 +76,10 @@ model.roi_heads.update(
         L(Matcher)(thresholds=[th], labels=[0, 1], allow_low_quality_matches=False)
         for th in [0.5, 0.6, 0.7]
     ],
-    mask_heads=[copy.deepcopy(mask_head) for _ in range(3)],
+    mask_heads=[copy.deepcopy(_mask_head) for _ in range(3)],
 )
-for head in model.roi_heads.mask_heads:
-    head.num_classes = "${...num_classes}"
+for _head in model.roi_heads.mask_heads:
+    _head.num_classes = "${...num_classes}"
 
 
 
