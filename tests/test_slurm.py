@@ -15,7 +15,7 @@ from mona_scale.engine.config import load_config
 
 import pytest
 from slurm_cluster import install_slurm, running_cluster
-from test_train_net import CONFIG, ROOT, TINY, read_metrics
+from test_train_net import CLS_CONFIG, CLS_TINY, CONFIG, ROOT, TINY, read_metrics
 from wandb_records import read_run
 
 QUICKSTART = os.path.relpath(CONFIG, ROOT)  # relative: the scripts resolve it in the repo
@@ -135,7 +135,9 @@ def preempt_and_finish(cluster, workdir, name, job, max_iter, after):
     assert int(info["Restarts"]) == 1
     assert cluster.records(job)[-1] == "COMPLETED" and len(cluster.records(job)) == 2
     # (rank 0's own "requeued" line may be lost: SLURM kills the job as it requeues it)
-    assert "received SIGUSR1" in log and f"JOB {job} ON n1 CANCELLED" in log
+    assert re.search(r"stopping after iteration \d+ \(its checkpoint is written first\): "
+                     r"SIGUSR1", log), log[-3000:]
+    assert f"JOB {job} ON n1 CANCELLED" in log
     assert "DUE TO JOB REQUEUE" in log
     assert f"job {job} (restart 1)" in log
     stopped = int(log.split("resuming at iteration ")[1].split()[0])
@@ -167,3 +169,27 @@ def test_torchrun_variant_runs_one_torchrun_per_node_and_survives_preemption(
     assert "process 1 of 2" in (out / "log.txt.rank1").read_text()
     assert "process 0 of 2" in (out / "log.txt").read_text()
     assert "process 1 of 2" in (out / "log.txt.rank1").read_text()
+
+
+def test_scancel_checkpoints_and_leaves_the_job_cancelled(cluster, tmp_path, datasets):
+    """SIGTERM (scancel) checkpoints and stops without ``scontrol requeue``: the job stays
+    CANCELLED, with no restart (it used to requeue itself and run again)."""
+    env = {"MONA_PYTHON": sys.executable, "MONA_DATASETS": str(datasets),
+           "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
+    job = cluster.sbatch("-N2", *CPU_ONLY, f"--chdir={tmp_path}",
+                         os.path.join(ROOT, "slurm", "cls.sh"), "--config-file",
+                         os.path.relpath(CLS_CONFIG, ROOT), *CLS_TINY, "train.max_iter=1000",
+                         "train.checkpointer.period=1000", "train.eval_period=0",
+                         env=env, cwd=ROOT)
+    out = run_dir(tmp_path, "cls", job)
+    wait_for_iterations(cluster, job, out, 2)
+    cluster.run("scancel", job)
+    cluster.wait(job)
+    time.sleep(3)  # a requeue would have made it PENDING again by now
+    info, log = cluster.job(job), job_output(tmp_path, "cls", job)
+    assert info["JobState"] == "CANCELLED", log[-3000:]
+    assert int(info["Restarts"]) == 0
+    assert cluster.records(job) == ["CANCELLED"]
+    assert "SIGTERM" in log and "requeueing SLURM job" not in log
+    stopped = (out / "last_checkpoint").read_text()  # the SIGTERM checkpoint, within KillWait
+    assert (out / stopped).is_dir() and int(stopped.split("_")[1]) >= 1
