@@ -468,3 +468,44 @@ def test_every_stream_config_loads_and_a_missing_manifest_says_how_to_write_it(t
                       [])
     with pytest.raises(FileNotFoundError, match=f"{tmp_path}/shards/coco_train2017.*mona-shards"):
         instantiate(cfg.dataloader.train.dataset)
+
+
+def _manifest_with_first_name(copy_of, name):
+    manifest = json.loads((copy_of / "manifest.json").read_text())
+    manifest["shards"][0]["name"] = name
+    (copy_of / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("template", [True, False])
+def test_manifest_shard_name_cannot_run_a_command_or_leave_the_directory(copy_of, tmp_path,
+                                                                         template):
+    marker = tmp_path / "pwned"
+    name = f"shapes_instances_val-000000.tar; touch {marker}" if template else "../../x.tar"
+    _manifest_with_first_name(copy_of, name)
+    url_template = f"pipe:cat {copy_of}/{{name}}" if template else None
+    with pytest.raises(ValueError, match=r"shard name .*(touch|\.\./\.\./x\.tar).* not a plain"):
+        shards = ShardSet.from_manifests(str(copy_of), url_template=url_template)
+        shard_dicts(shards)  # the old code ran the name as part of the command here
+    assert not marker.exists()
+
+
+def test_shard_url_quotes_names_in_pipe_commands():
+    from mona_scale.data.shards.tario import shard_url
+    assert shard_url("pipe:aws s3 cp s3://b/{name} -", "coco-000001.tar") == \
+        "pipe:aws s3 cp s3://b/coco-000001.tar -"
+    for bad in ["a b.tar", "$(reboot).tar", "x.tar`id`", "x|y", "-rf", "", "a/b.tar", 7]:
+        with pytest.raises(ValueError, match="not a plain file name"):
+            shard_url("pipe:cat {name}", bad)
+
+
+def test_credentials_in_pipe_urls_stay_out_of_the_logs(copy_of, caplog):
+    secret = "s3cr3tvalue"
+    template = (f"pipe:AWS_SECRET_ACCESS_KEY={secret} head -c 3000 {copy_of}/{{name}} "
+                f"# https://host/x?X-Amz-Signature={secret}")
+    shards = ShardSet.from_manifests(str(copy_of), url_template=template)
+    loader = build_stream_test_loader(shards, None, corrupt_budget=1.0, rank=0, world_size=1)
+    records = [b[0] for b in loader]
+    assert len(records) < N_INST and "truncated" in caplog.text  # the cut shards were logged
+    assert secret not in caplog.text and "AWS_SECRET_ACCESS_KEY=<redacted>" in caplog.text
+    by_urls = ShardSet.from_urls([f"pipe:curl -s 'https://h/a.tar?X-Amz-Signature={secret}'"])
+    assert secret not in by_urls.shards[0].name  # names are logged

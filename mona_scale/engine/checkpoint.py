@@ -43,7 +43,8 @@ from .strategies import Strategy
 
 __all__ = ["Checkpointer", "PeriodicCheckpointHook", "last_checkpoint", "AtomicCheckpointer",
            "atomic_torch_save", "rng_state", "set_rng_state", "POINTER", "FINAL_WEIGHTS",
-           "read_meta", "complete_checkpoints", "previous_run_files", "check_world_size"]
+           "read_meta", "complete_checkpoints", "previous_run_files", "check_world_size",
+           "resolve_checkpoint"]
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +157,31 @@ def last_checkpoint(save_dir: str) -> str | None:
     logger.warning(f"{pointer} is empty or corrupt (it names {name[:80]!r}, not a complete "
                    f"checkpoint): resuming from the newest complete checkpoint {path}")
     return path
+
+
+def resolve_checkpoint(path: str) -> str:
+    """The checkpoint a directory names: the directory itself when it is a checkpoint
+    (``meta.json``, a ``torch.distributed.checkpoint`` or DeepSpeed's ``state/``), else an
+    output directory's last checkpoint, else its ``model_final.pth``.
+
+    Args:
+        path: a checkpoint or output directory.
+
+    Returns:
+        A checkpoint directory or weight file; ``FileNotFoundError`` when it holds neither.
+    """
+    if any(os.path.exists(os.path.join(path, n)) for n in (META_FILE, ".metadata", "state")):
+        return path
+    last = last_checkpoint(path)
+    if last is None and complete_checkpoints(path):
+        last = os.path.join(path, complete_checkpoints(path)[-1][1])
+    if last is not None:
+        return last
+    final = os.path.join(path, FINAL_WEIGHTS)
+    if os.path.isfile(final):
+        return final
+    raise FileNotFoundError(f"{path} is a directory but neither a checkpoint (no {META_FILE}) "
+                            f"nor an output directory with checkpoints or {FINAL_WEIGHTS}")
 
 
 def previous_run_files(save_dir: str) -> list[str]:
@@ -356,7 +382,7 @@ class PeriodicCheckpointHook(HookBase):
 
     def after_step(self) -> None:
         trainer, iteration = self.trainer, self.trainer.iter
-        trainer.stop_requested = collectives.any_rank(trainer.stop_requested)
+        # stop_requested is the step's collective decision: the same on every rank
         last = iteration + 1 >= trainer.max_iter
         if last or trainer.stop_requested or (iteration + 1) % self.period == 0:
             self.checkpointer.save(f"model_{iteration:07d}")

@@ -122,7 +122,33 @@ def load_config(path: str, overrides: list[str] | None = None) -> DictConfig:
 
 
 def save_config(cfg: DictConfig, path: str) -> None:
-    """Write the resolved config as YAML (detectron2's ``LazyConfig.save``), atomically."""
+    """Write the config as YAML (detectron2's ``LazyConfig.save``), atomically, with
+    credentials in its strings (e.g. a ``pipe:`` shard URL's token) redacted by
+    :func:`mona_scale.redact.redact`.
+
+    Args:
+        cfg: the config (not changed).
+        path: the ``config.yaml`` to write.
+    """
+    import copy
+
+    from mona_scale.redact import redact
+
+    from omegaconf import ListConfig
+
+    def scrub(node) -> None:
+        keys = node.keys() if isinstance(node, DictConfig) else range(len(node))
+        for key in list(keys):
+            child = node._get_node(key)
+            if isinstance(child, (DictConfig, ListConfig)):
+                scrub(child)
+                continue
+            value = child._value() if child is not None else None
+            if isinstance(value, str) and redact(value) != value:
+                node[key] = redact(value)
+
+    cfg = copy.deepcopy(cfg)
+    scrub(cfg)
     tmp = f"{path}.tmp"
     LazyConfig.save(cfg, tmp)
     os.replace(tmp, path)

@@ -28,11 +28,14 @@ from .checkpoint import (
     Checkpointer,
     PeriodicCheckpointHook,
     last_checkpoint,
+    read_meta,
+    resolve_checkpoint,
 )
 from .config import save_config
 from .evaluation import EqualLengthLoader, SkipPadding
 from .optim import param_groups
 from .precision import Precision
+from .run_dir import prepare_output_dir
 from .stopping import StopControl
 from .strategies import Strategy, build_strategy
 from .trainer import MonaTrainer
@@ -100,8 +103,22 @@ def configure_tf32(enabled: bool, device_type: str) -> bool:
     return enabled
 
 
-def setup_run(cfg: DictConfig, eval_only: bool = False) -> None:
-    """Output directory, logging, seeds, TF32 and ``config.yaml`` (rank 0 writes)."""
+def setup_run(cfg: DictConfig, eval_only: bool = False, resume: bool = False) -> str | None:
+    """Output directory, logging, seeds, TF32 and ``config.yaml`` (rank 0 writes).
+
+    For training, first decides how the run starts in ``train.output_dir``
+    (:func:`~mona_scale.engine.run_dir.prepare_output_dir`): a new run in an earlier run's
+    directory is refused unless ``train.overwrite=True``; a resumed one has its
+    ``metrics.json`` cut back to the restored iteration.
+
+    Args:
+        cfg: the config.
+        eval_only: ``--eval-only`` (nothing is written but logs).
+        resume: ``--resume``.
+
+    Returns:
+        The checkpoint directory a training run resumes from, or None.
+    """
     device = resolve_device(cfg.train.get("device", "cpu"))
     out = cfg.train.output_dir
     os.makedirs(out, exist_ok=True)
@@ -110,11 +127,16 @@ def setup_run(cfg: DictConfig, eval_only: bool = False) -> None:
     setup_logger(out, distributed_rank=rank, name="detectron2")
     setup_logger(out, distributed_rank=rank, name="mona_scale")
     logger.info(f"process {rank} of {comm.get_world_size()}, output in {out}")
-    if rank == 0 and not eval_only:
-        save_config(cfg, os.path.join(out, "config.yaml"))
+    last = None
+    if not eval_only:
+        last = prepare_output_dir(out, resume, bool(cfg.train.get("overwrite", False)),
+                                  cfg.train.get("strategy", "ddp"), comm.get_world_size())
+        if rank == 0:
+            save_config(cfg, os.path.join(out, "config.yaml"))
     seed = int(cfg.train.get("seed", 0))
     seed_all_rng(None if seed < 0 else seed + rank)
     configure_tf32(bool(cfg.train.get("tf32", True)), device.type)
+    return last
 
 
 def find_backbone(model: nn.Module) -> SwinTransformer | None:
@@ -124,24 +146,43 @@ def find_backbone(model: nn.Module) -> SwinTransformer | None:
 
 def load_init_checkpoint(model: nn.Module, path: str) -> str:
     """Load ``train.init_checkpoint``: a checkpoint of this very model (detectron2 format,
-    e.g. ``model_final.pth``) loads everything; anything else loads into the Swin backbone
-    through :func:`~mona_scale.backbones.load_pretrained`.
+    e.g. ``model_final.pth``, or a checkpoint directory ``<output_dir>/model_<iter>``, or an
+    output directory: its last checkpoint) loads everything; anything else loads into the
+    Swin backbone through :func:`~mona_scale.backbones.load_pretrained`.
+
+    Args:
+        model: the built model (before the strategy wraps it).
+        path: a weight file or a directory.
 
     Returns:
         ``"model"`` or ``"backbone"``: what was loaded.
     """
-    state, _ = read_state_dict(path)
+    from mona_scale.export import load_checkpoint_weights
+
+    directory = os.path.isdir(path)
+    if directory:
+        path = resolve_checkpoint(path)
+        state = load_checkpoint_weights(path)
+    else:
+        state, _ = read_state_dict(path)
     own = model.state_dict()
     matched = sum(k in own and own[k].shape == v.shape for k, v in state.items())
     if matched >= 0.5 * len(own):
-        AtomicCheckpointer(model).load(path, checkpointables=[])
+        if directory:
+            try:
+                model.load_state_dict(state)
+            except RuntimeError as e:
+                raise ValueError(f"train.init_checkpoint={path!r} is a checkpoint of another "
+                                 f"model: {e}") from None
+        else:
+            AtomicCheckpointer(model).load(path, checkpointables=[])
         logger.info(f"loaded the whole model from {path} ({matched}/{len(own)} tensors)")
         return "model"
     backbone = find_backbone(model)
     if backbone is None:
         raise ValueError(f"train.init_checkpoint={path!r} matches {matched}/{len(own)} model "
                          f"tensors and the model has no Swin backbone to load it into")
-    load_pretrained(backbone, path)
+    load_pretrained(backbone, state if directory else path)
     return "backbone"
 
 
@@ -199,14 +240,19 @@ def optimizer_factory(cfg: DictConfig):
 
 
 def _writers(cfg: DictConfig) -> list:
-    writers = default_writers(cfg.train.output_dir, cfg.train.max_iter)
+    """The log printer, ``metrics.json`` and (``train.wandb.enabled``) wandb, which rewinds
+    its run to the iteration a resumed run restores (the ``last_checkpoint`` pointer's)."""
+    out = cfg.train.output_dir
+    writers = default_writers(out, cfg.train.max_iter)
     options = cfg.train.get("wandb") or {}
     if options.get("enabled", False) and options.get("mode", "auto") != "disabled":
-        writers.append(WandbWriter(cfg.train.output_dir,
-                                   OmegaConf.to_container(cfg, resolve=False),
+        last = last_checkpoint(out)
+        writers.append(WandbWriter(out, OmegaConf.to_container(cfg, resolve=False),
                                    project=options.get("project", "mona_scale"),
                                    name=options.get("name", ""),
-                                   mode=options.get("mode", "auto")))
+                                   mode=options.get("mode", "auto"),
+                                   resume_iteration=None if last is None
+                                   else read_meta(last).get("iteration")))
     return writers
 
 
@@ -270,12 +316,24 @@ def do_train(cfg: DictConfig, model: nn.Module, resume: bool = False) -> None:
 
 
 def _load_for_evaluation(cfg: DictConfig, model: nn.Module, resume: bool) -> None:
-    """``--eval-only``: the last checkpoint's weights (``--resume``) or init_checkpoint."""
-    last = last_checkpoint(cfg.train.output_dir) if resume else None
-    if last is None:
-        if cfg.train.init_checkpoint:
-            load_init_checkpoint(model, cfg.train.init_checkpoint)
+    """``--eval-only``: the last checkpoint's weights (``--resume``) or
+    ``train.init_checkpoint`` (a weight file, a checkpoint directory or an output directory);
+    ``FileNotFoundError`` when there is nothing to load (no evaluation of random weights)."""
+    out = cfg.train.output_dir
+    last = last_checkpoint(out) if resume else None
+    if last is None and cfg.train.init_checkpoint:
+        if load_init_checkpoint(model, cfg.train.init_checkpoint) == "backbone":
+            logger.warning(f"--eval-only: train.init_checkpoint={cfg.train.init_checkpoint} "
+                           f"held only backbone weights; the heads are evaluated as "
+                           f"initialised")
         return
+    if last is None:
+        raise FileNotFoundError(
+            "--eval-only has no weights to evaluate: train.init_checkpoint is empty and "
+            + (f"{out} holds no checkpoint to resume" if resume else "--resume was not given")
+            + ". Pass train.init_checkpoint=<model_final.pth, a checkpoint directory "
+            "model_<iteration>/ or an output directory>, or --resume with the run's "
+            "train.output_dir")
     from mona_scale.export import load_checkpoint_weights
 
     model.load_state_dict(load_checkpoint_weights(last))
@@ -284,7 +342,7 @@ def _load_for_evaluation(cfg: DictConfig, model: nn.Module, resume: bool) -> Non
 
 def run(cfg: DictConfig, eval_only: bool = False, resume: bool = False) -> dict:
     """The whole job for one process: set up, build, then train or evaluate."""
-    setup_run(cfg, eval_only)
+    setup_run(cfg, eval_only, resume)
     model = build_model(cfg)
     if eval_only:
         _load_for_evaluation(cfg, model, resume)

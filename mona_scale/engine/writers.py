@@ -9,7 +9,9 @@ import torch
 from detectron2.engine import HookBase
 from detectron2.utils.events import EventWriter, JSONWriter, get_event_storage
 
-__all__ = ["LogPrinter", "MemoryHook", "default_writers", "process_memory_mb"]
+__all__ = ["LogPrinter", "MemoryHook", "default_writers", "process_memory_mb", "METRICS_FILE"]
+
+METRICS_FILE = "metrics.json"
 
 
 def process_memory_mb() -> float:
@@ -74,4 +76,4 @@ class LogPrinter(EventWriter):
 def default_writers(output_dir: str, max_iter: int) -> list[EventWriter]:
     """The log printer and ``metrics.json`` (detectron2's JSONWriter) under ``output_dir``."""
     os.makedirs(output_dir, exist_ok=True)
-    return [LogPrinter(max_iter), JSONWriter(os.path.join(output_dir, "metrics.json"))]
+    return [LogPrinter(max_iter), JSONWriter(os.path.join(output_dir, METRICS_FILE))]

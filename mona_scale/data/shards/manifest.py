@@ -11,8 +11,10 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from mona_scale.redact import redact
+
 from ..cls_readers import datasets_root
-from .tario import expand_urls, join_url, open_url
+from .tario import expand_urls, join_url, open_url, shard_url
 
 __all__ = ["FORMAT", "ShardInfo", "ShardSet", "read_manifest", "write_manifest"]
 
@@ -34,7 +36,7 @@ def read_manifest(url: str) -> dict:
     with open_url(url) as f:
         manifest = json.loads(f.read())
     if manifest.get("format") != FORMAT:
-        raise ValueError(f"{url} is not a mona_scale shard manifest (format "
+        raise ValueError(f"{redact(url)} is not a mona_scale shard manifest (format "
                          f"{manifest.get('format')!r}, expected {FORMAT!r})")
     return manifest
 
@@ -94,26 +96,29 @@ class ShardSet:
         for location in map(_resolve, manifests):
             manifest = read_manifest(location)
             if not manifest.get("complete"):
-                raise ValueError(f"{location}: the shard set is incomplete (its writer did "
+                raise ValueError(f"{redact(location)}: the shard set is incomplete (its writer did "
                                  f"not finish); re-run mona-shards to complete it")
             if classes is not None and manifest["classes"] != classes:
-                raise ValueError(f"{location}: classes differ from the other manifests'")
+                raise ValueError(f"{redact(location)}: classes differ from the other "
+                                 f"manifests'")
             classes, metadata = manifest["classes"], {**manifest.get("metadata", {}), **metadata}
             tasks.add(manifest["task"])
             base = location if not os.path.isdir(location) else os.path.join(location, MANIFEST)
             for shard in manifest["shards"]:
-                url = (url_template.format(name=shard["name"]) if url_template
+                url = (shard_url(url_template, shard["name"], location) if url_template
                        else join_url(base, shard["name"]))
                 shards.append(ShardInfo(shard["name"], url, shard["samples"]))
         if len(tasks) > 1:
-            raise ValueError(f"manifests of different tasks {sorted(tasks)}: {manifests}")
+            raise ValueError(f"manifests of different tasks {sorted(tasks)}: "
+                             f"{redact(manifests)}")
         return cls(shards, tasks.pop(), classes, metadata)
 
     @classmethod
     def from_urls(cls, urls: str | list[str], task: str = "unknown",
                   classes: list[str] | None = None) -> ShardSet:
         """Shards from URLs or brace patterns (``/data/coco-{000000..000127}.tar``)."""
-        shards = [ShardInfo(os.path.basename(u.split()[-1]) or u, u) for u in expand_urls(urls)]
+        shards = [ShardInfo(redact(os.path.basename(u.split()[-1]) or u), u)
+                  for u in expand_urls(urls)]  # the name is logged: no credentials in it
         return cls(shards, task, list(classes or []))
 
     @property

@@ -1,6 +1,11 @@
 """Shard URLs and tar streams: open a local path, ``file://`` URL or ``pipe:`` command,
 expand brace patterns, read samples (consecutive members sharing a key), write tars.
 
+A ``pipe:`` URL is a shell command. Shard names read from a manifest are data, not
+commands: :func:`shard_url` accepts only plain file names (no shell metacharacters, no
+path separators) and quotes them (``shlex.quote``) before they become part of a command or
+a path. Messages show URLs with credentials redacted (:func:`mona_scale.redact.redact`).
+
 The format is webdataset's: a sample is the run of members ``<key>.<ext>`` with the same
 key (the basename up to its first dot), e.g. ``00000042.json`` + ``00000042.jpg``.
 """
@@ -10,11 +15,18 @@ import contextlib
 import io
 import os
 import re
+import shlex
 import subprocess
 import tarfile
 from collections.abc import Iterable, Iterator
 
-__all__ = ["TruncatedShard", "expand_urls", "open_url", "read_samples", "TarSampleWriter"]
+from mona_scale.redact import redact
+
+__all__ = ["TruncatedShard", "expand_urls", "open_url", "read_samples", "TarSampleWriter",
+           "check_shard_name", "shard_url", "SHARD_NAME"]
+
+#: what a shard's file name in a manifest may be: letters, digits, ``.``, ``_``, ``-``, ``+``
+SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$")
 
 _RANGE = re.compile(r"\{(\d+)\.\.(\d+)\}")
 _CHOICE = re.compile(r"\{([^{}]*,[^{}]*)\}")
@@ -25,8 +37,8 @@ class TruncatedShard(Exception):
 
     def __init__(self, url: str, complete: int, last_key: str | None, cause: Exception):
         self.url, self.complete, self.last_key = url, complete, last_key
-        super().__init__(f"shard {url} is truncated or corrupt after {complete} samples "
-                         f"(last complete key {last_key!r}): {cause}")
+        super().__init__(f"shard {redact(url)} is truncated or corrupt after {complete} "
+                         f"samples (last complete key {last_key!r}): {redact(str(cause))}")
 
 
 def expand_urls(spec: str | Iterable[str]) -> list[str]:
@@ -76,7 +88,7 @@ class _PipeStream(io.RawIOBase):
         status = self.process.wait()
         super().close()
         if self.eof and status != 0:
-            raise OSError(f"pipe:{self.command} exited with status {status}")
+            raise OSError(f"pipe:{redact(self.command)} exited with status {status}")
 
 
 def open_url(url: str):
@@ -88,8 +100,8 @@ def open_url(url: str):
     if url.startswith("file://"):
         url = url[len("file://"):]
     elif re.match(r"^[a-z][a-z0-9+.-]*://", url):
-        raise ValueError(f"unsupported shard URL {url!r}: use a local path, file:// or "
-                         f"pipe:<command> (e.g. 'pipe:curl -s {url}')")
+        raise ValueError(f"unsupported shard URL {redact(url)!r}: use a local path, file:// "
+                         f"or pipe:<command> (e.g. 'pipe:curl -s {redact(url)}')")
     return open(url, "rb", buffering=1 << 20)
 
 
@@ -98,7 +110,43 @@ def join_url(base: str, name: str) -> str:
     if base.startswith("pipe:"):
         raise ValueError("shards of a manifest read through pipe: need url_template "
                          "(e.g. 'pipe:aws s3 cp s3://bucket/coco/{name} -')")
-    return os.path.join(os.path.dirname(base), name)
+    return os.path.join(os.path.dirname(base), check_shard_name(name, base))
+
+
+def check_shard_name(name, where: str = "manifest") -> str:
+    """``name`` if it is a plain shard file name (:data:`SHARD_NAME`), else ``ValueError``
+    naming it: a manifest must not smuggle a shell command or another path in.
+
+    Args:
+        name: a shard name from a manifest.
+        where: the manifest, for the message.
+
+    Returns:
+        ``name``.
+    """
+    if not isinstance(name, str) or not SHARD_NAME.match(name) or ".." in name:
+        raise ValueError(f"{redact(where)}: shard name {name!r} is not a plain file name "
+                         f"(letters, digits, '.', '_', '-', '+'; no '..'): refusing to build a "
+                         f"path or pipe: command from it")
+    return name
+
+
+def shard_url(template: str, name: str, where: str = "manifest") -> str:
+    """A shard's URL from ``url_template`` (``{name}`` is its file name): the name is
+    checked (:func:`check_shard_name`) and, in a ``pipe:`` command, shell-quoted.
+
+    Args:
+        template: e.g. ``pipe:aws s3 cp s3://bucket/coco/{name} -``.
+        name: the shard's name in the manifest.
+        where: the manifest, for messages.
+
+    Returns:
+        The URL.
+    """
+    name = check_shard_name(name, where)
+    if template.startswith("pipe:"):
+        return template.replace("{name}", shlex.quote(name))
+    return template.replace("{name}", name)
 
 
 def _split_member(name: str) -> tuple[str, str]:
