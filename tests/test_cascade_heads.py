@@ -326,3 +326,17 @@ def test_heads_initialised_as_mmdet_and_quickstart_exports_only_config_nodes():
     assert all(float(h.predictor.bias.detach().abs().max()) == 0 for h in heads.mask_head)
     assert sorted(load_config(QUICKSTART)) == [
         "dataloader", "lr_multiplier", "model", "optimizer", "train", "tuning"]
+
+
+def test_training_with_an_image_without_ground_truth():
+    heads = build_heads()
+    heads.train()
+    empty = Instances((SIZE, SIZE), gt_boxes=Boxes(torch.zeros(0, 4)),
+                      gt_classes=torch.zeros(0, dtype=torch.long),
+                      gt_masks=BitMasks(torch.zeros(0, SIZE, SIZE, dtype=torch.bool)))
+    spy = Spy(heads)
+    with EventStorage():
+        _, losses = heads(None, features(), proposals(), [targets(1)[0], empty])
+    assert all(torch.isfinite(v) for v in losses.values())
+    for sampled in spy.sampled:  # the empty image: background only, up to 512 per stage
+        assert len(sampled[1]) <= 512 and bool((sampled[1].gt_classes == NUM_CLASSES).all())
