@@ -82,7 +82,8 @@ def test_losses_are_cross_entropy_with_ignore_and_weighted_aux(tiny_swin):
     batch[0]["sem_seg"][:40] = 255
     losses = model(batch)
     assert set(losses) == {"loss_sem_seg", "loss_aux"}
-    # the same computation by hand: pad labels with 255, upsample logits, mean over labelled
+    # the same computation by hand: pad labels with 255, upsample logits, mean over EVERY
+    # pixel of the padded batch, ignored ones as zero (mmseg 0.11's reduction)
     images = torch.zeros(2, 3, 97, 130)
     for i, x in enumerate(batch):
         h, w = x["image"].shape[1:]
@@ -96,7 +97,8 @@ def test_losses_are_cross_entropy_with_ignore_and_weighted_aux(tiny_swin):
                               (model.aux_head, "loss_aux", 0.4)]:
         logits = F.interpolate(head(features), size=(97, 130), mode="bilinear",
                                align_corners=False)
-        expected = weight * F.cross_entropy(logits, target, ignore_index=255)
+        per_pixel = F.cross_entropy(logits, target, ignore_index=255, reduction="none")
+        expected = weight * per_pixel.sum() / (2 * 97 * 130)
         assert torch.allclose(losses[key], expected, rtol=1e-4), key
     sum(losses.values()).backward()
     assert model.decode_head.predictor.weight.grad.abs().sum() > 0

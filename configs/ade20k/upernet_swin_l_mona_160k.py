@@ -1,7 +1,9 @@
-# Paper recipe (MONA.md section 6): UperNet + auxiliary FCN head, Swin-L + Mona, ADE20K,
-# 160k iterations at total batch 16, AdamW 3e-4 / wd 0.01 (no decay on norms and
+# Paper recipe (docs/method.md, "Recipes"): UperNet + auxiliary FCN head, Swin-L + Mona,
+# ADE20K, 160k iterations at total batch 16, AdamW 3e-4 / wd 0.01 (no decay on norms and
 # relative-position tables), poly decay (power 1) after a 1500-iteration linear warmup,
-# drop-path 0.2, 512x512 crops; single-scale mIoU at 2048x512.
+# drop-path 0.2, 512x512 crops padded to 512x512, loss averaged over every pixel (mmseg
+# 0.11); single-scale mIoU at 2048x512 every 16k iterations. Differences from the
+# authors' code: docs/differences.md.
 #   python projects/train_net.py --config-file configs/ade20k/upernet_swin_l_mona_160k.py \
 #       --num-gpus 8 train.init_checkpoint=swin_large_patch4_window7_224_22k.pth
 # The paper's baselines use lr 6e-5 and drop-path 0.3:

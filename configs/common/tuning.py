@@ -9,4 +9,7 @@ tuning = dict(
     alpha=1.0,  # LoRA alpha
     fused=True,  # Mona fused execution path
     recompute=False,  # Mona recomputes its branch in backward (less memory)
+    # mmdet Swin's frozen_stages on top of the method: -1 none; >= 0 the patch embedding;
+    # k >= 2 also stages 1..k-1 (the authors' VOC RetinaNet runs use 1)
+    frozen_stages=-1,
 )

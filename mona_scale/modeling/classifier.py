@@ -36,7 +36,8 @@ class ImageClassifier(nn.Module):
         channels = backbone.output_shape()[in_feature].channels
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(channels, num_classes)
-        nn.init.trunc_normal_(self.head.weight, std=0.02)
+        # mmcls' LinearClsHead (the authors' head): normal(0, 0.01) weight, zero bias
+        nn.init.normal_(self.head.weight, std=0.01)
         nn.init.zeros_(self.head.bias)
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)

@@ -1,8 +1,10 @@
-# UperNet on a Swin backbone as in the paper's ADE20K recipe (MONA.md section 6): pyramid
-# pooling (1, 2, 3, 6) on stage 4, FPN over all four stages, 512 channels, Dropout2d 0.1,
-# cross-entropy ignoring 255; auxiliary FCN head (256 channels, one conv) on stage 3 with
-# loss weight 0.4. Norms are "SyncBN": plain BN in one process, synchronised under DDP
-# (NaiveSyncBatchNorm on CPU/gloo).
+# UperNet on a Swin backbone as in the paper's ADE20K recipe (docs/method.md, "Recipes";
+# the authors' mmseg 0.11 configs): pyramid pooling (1, 2, 3, 6) on stage 4, FPN over all
+# four stages, 512 channels, Dropout2d 0.1, cross-entropy ignoring 255 averaged over every
+# pixel of the padded batch (mmseg 0.11); auxiliary FCN head (256 channels, one conv) on
+# stage 3 with loss weight 0.4; training batches padded to the crop size (mmseg's Pad:
+# image 0 after normalisation, label 255). Norms are "SyncBN": plain BN in one process,
+# synchronised under DDP (NaiveSyncBatchNorm on CPU/gloo).
 from mona_scale.backbones import swin_output_shape
 from mona_scale.modeling import FCNHead, SemanticSegmentor, UPerHead
 
@@ -38,6 +40,9 @@ model = L(SemanticSegmentor)(
     ),
     aux_weight=0.4,
     ignore_value=255,
+    loss_mean_over="all",  # mmseg 0.11: ignored pixels count (as zero) in the mean
+    # mmseg's Pad(size=crop_size): follows the training crop of the data config
+    train_pad_size="${dataloader.train.mapper.augmentations.1.crop_size}",
     pixel_mean=pixel_mean,
     pixel_std=pixel_std,
 )
