@@ -21,7 +21,7 @@ THIRD_PARTY_NOISE = (
     ("The given NumPy array is not writable", UserWarning),  # detectron2's mask stacking
     ("`torch.jit.script` is deprecated", FutureWarning),  # detectron2 / fvcore
     ("Importing from timm.models.layers is deprecated", FutureWarning),
-    ("torch.cuda.amp.", FutureWarning),
+    ("`torch.cuda.amp.", FutureWarning),  # DeepSpeed, fvcore
 )
 
 
