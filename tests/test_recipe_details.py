@@ -9,6 +9,7 @@ import math
 import xml.etree.ElementTree as ET
 
 from mona_scale.data.cls_transforms import CenterCrop, RandomResizedCrop, ResizeShortSide
+from mona_scale.data.cv2_resize import Cv2ResizeShortestEdge
 from mona_scale.data.seg_transforms import ResizeRatioRange
 from mona_scale.data.voc_difficult import voc_dicts_without_difficult
 from mona_scale.modeling import (
@@ -336,3 +337,39 @@ def test_classification_configs_use_the_authors_drop_path_and_evaluation(name):
     test_augs = cfg.dataloader.test.mapper.augmentations
     assert train_augs[0].interp == "bilinear" and test_augs[0]._target_ is ResizeShortSide
     assert test_augs[0].interp == "bilinear"
+
+
+# --------------------------------------------------------------------------- detection resize
+@pytest.mark.parametrize("hw", [(375, 500), (500, 333), (120, 1100)])
+def test_shortest_edge_resize_has_detectron2s_sizes_and_opencv_pixels(hw):
+    image = np.random.default_rng(4).integers(0, 255, (*hw, 3), dtype=np.uint8)
+    transform = Cv2ResizeShortestEdge(600, 1000).get_transform(image)
+    reference = T.ResizeShortestEdge(600, 1000).get_transform(image)
+    size = (reference.new_h, reference.new_w)
+    # mmcv's keep-ratio rescale into (1000, 600): factor min(1000 / long, 600 / short)
+    factor = min(1000 / max(hw), 600 / min(hw))
+    assert size == (int(hw[0] * factor + 0.5), int(hw[1] * factor + 0.5))
+    assert (transform.new_h, transform.new_w) == size
+    assert np.array_equal(transform.apply_image(image),
+                          cv2.resize(image, size[::-1], interpolation=cv2.INTER_LINEAR))
+    boxes = np.array([[10.0, 20.0, 110.0, 90.0]])
+    assert np.allclose(transform.apply_box(boxes), reference.apply_box(boxes))
+
+
+@pytest.mark.parametrize("config, nodes", [
+    ("voc/retinanet_swin_l_mona_1x.py", ["train.mapper.augmentations.0",
+                                          "test.mapper.augmentations.0"]),
+    ("ade20k/upernet_swin_l_mona_160k.py", ["test.mapper.augmentations.0"]),
+    ("coco/cascade_mask_rcnn_swin_b_mona_3x.py", [
+        "train.mapper.augmentations.1.choices.0.0", "train.mapper.augmentations.1.choices.1.0",
+        "train.mapper.augmentations.1.choices.1.2", "test.mapper.augmentations.0"]),
+])
+def test_detection_and_segmentation_configs_resize_with_opencv(config, nodes):
+    from mona_scale.engine.config import load_config
+
+    from omegaconf import OmegaConf
+    cfg = load_config(f"configs/{config}")
+    for node in nodes:
+        assert OmegaConf.select(cfg.dataloader, node)._target_ is Cv2ResizeShortestEdge, node
+    if config.startswith("coco"):
+        assert cfg.dataloader.train.mapper.recompute_boxes is False  # mmdet clips boxes

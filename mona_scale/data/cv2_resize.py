@@ -4,15 +4,19 @@ mmcv's ``imresize`` (the default backend of mmcls', mmseg's and mmdet's resize s
 ``cv2.resize``; its bilinear mode does not low-pass filter when shrinking. detectron2's
 ``ResizeTransform`` uses Pillow, whose bilinear mode widens its filter when shrinking (an
 anti-aliased result). The two give visibly different pixels for strong downscaling, so the
-recipe transforms resize with :class:`Cv2ResizeTransform`. Label maps always use nearest.
+recipe transforms resize with :class:`Cv2ResizeTransform`; :class:`Cv2ResizeShortestEdge`
+is detectron2's ``ResizeShortestEdge`` (same sizes, same arguments) resizing that way. Label
+maps always use nearest.
 """
 from __future__ import annotations
+
+import sys
 
 import cv2
 import numpy as np
 from detectron2.data import transforms as T
 
-__all__ = ["CV2_INTERPOLATIONS", "Cv2ResizeTransform"]
+__all__ = ["CV2_INTERPOLATIONS", "Cv2ResizeTransform", "Cv2ResizeShortestEdge"]
 
 CV2_INTERPOLATIONS = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR,
                       "bicubic": cv2.INTER_CUBIC, "area": cv2.INTER_AREA,
@@ -57,3 +61,26 @@ class Cv2ResizeTransform(T.Transform):
 
     def inverse(self) -> T.Transform:
         return Cv2ResizeTransform(self.new_h, self.new_w, self.h, self.w, self.interp)
+
+
+class Cv2ResizeShortestEdge(T.ResizeShortestEdge):
+    """detectron2's ``ResizeShortestEdge`` (the same output sizes, which equal mmcv's
+    keep-ratio ``imrescale`` into (max_size, short_edge_length)) resizing with OpenCV.
+
+    Args:
+        short_edge_length, max_size, sample_style: as ``ResizeShortestEdge``.
+        interp: OpenCV interpolation by mmcv's name (``bilinear``).
+    """
+
+    def __init__(self, short_edge_length, max_size: int = sys.maxsize,
+                 sample_style: str = "range", interp: str = "bilinear"):
+        if interp not in CV2_INTERPOLATIONS:
+            raise ValueError(f"interp={interp!r} is not one of {sorted(CV2_INTERPOLATIONS)}")
+        super().__init__(short_edge_length, max_size, sample_style, interp)
+
+    def get_transform(self, image: np.ndarray) -> T.Transform:
+        transform = super().get_transform(image)
+        if isinstance(transform, T.ResizeTransform):
+            return Cv2ResizeTransform(transform.h, transform.w, transform.new_h,
+                                      transform.new_w, self.interp)
+        return transform

@@ -5,10 +5,12 @@
 # detectron2's converted annotations_detectron2/ is used as is when present.
 # With the paper's augmentation (mmseg's): keep-ratio resize into 2048x512 times a ratio in
 # [0.5, 2.0], a 512x512 crop in which no class covers more than 75 %, horizontal flip,
-# photometric distortion. Test: whole image resized to 2048x512 keep-ratio (short side 512,
-# long side <= 2048); predictions are resized back to the original size for the evaluator.
+# photometric distortion; the model pads each training batch to the crop size. Test: whole
+# image resized to 2048x512 keep-ratio (short side 512, long side <= 2048, OpenCV bilinear
+# as mmseg); predictions are resized back to the original size for the evaluator.
 import mona_scale.data.ade20k  # noqa: F401  (registers ade20k_train / ade20k_val)
 from mona_scale.data.catalog import get_dataset_dicts
+from mona_scale.data.cv2_resize import Cv2ResizeShortestEdge
 from mona_scale.data.loader import build_train_loader
 from mona_scale.data.seg_transforms import ResizeRatioRange
 
@@ -43,7 +45,7 @@ dataloader.test = L(build_detection_test_loader)(
     dataset=L(get_dataset_dicts)(names="ade20k_val", filter_empty=False),
     mapper=L(DatasetMapper)(
         is_train=False,
-        augmentations=[L(T.ResizeShortestEdge)(short_edge_length=512, max_size=2048)],
+        augmentations=[L(Cv2ResizeShortestEdge)(short_edge_length=512, max_size=2048)],
         image_format="RGB",
     ),
     num_workers=4,
