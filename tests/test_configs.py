@@ -36,8 +36,10 @@ def test_coco_cascade_recipe():
                if not n.startswith("backbone.bottom_up."))
     predictor = model.roi_heads.box_predictor[0]
     assert predictor.box_reg_loss_type == "giou" and predictor.loss_weight["loss_box_reg"] == 10
-    assert [p.box2box_transform.weights for p in model.roi_heads.box_predictor] == [
-        (10, 10, 5, 5), (20, 20, 10, 10), (30, 30, 15, 15)]
+    # the authors' mmdet target_stds per stage (x, y, w, h); detectron2's weights are 1 / std
+    stds = [(0.1, 0.2), (0.05, 0.1), (0.033, 0.067)]
+    assert [tuple(p.box2box_transform.weights) for p in model.roi_heads.box_predictor] == [
+        pytest.approx((1 / xy, 1 / xy, 1 / wh, 1 / wh)) for xy, wh in stds]
     assert len(model.roi_heads.box_head[0].conv_norm_relus) == 4
 
 
