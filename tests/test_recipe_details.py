@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from mona_scale.data.cls_transforms import CenterCrop, RandomResizedCrop, ResizeShortSide
 from mona_scale.data.cv2_resize import Cv2ResizeShortestEdge
 from mona_scale.data.seg_transforms import ResizeRatioRange
-from mona_scale.data.voc_difficult import voc_dicts_without_difficult
+from mona_scale.data.voc_difficult import drop_difficult, voc_dicts_without_difficult
 from mona_scale.modeling import (
     FCNHead,
     ImageClassifier,
@@ -212,6 +212,14 @@ def test_difficult_objects_are_left_out_of_training_only(voc_sets):
     # the evaluation set keeps them (PascalVOCDetectionEvaluator reads the XML itself)
     test = DatasetCatalog.get(test07)
     assert all(len(r["annotations"]) == 5 for r in test)
+
+
+def test_drop_difficult_names_the_xml_that_does_not_line_up(voc_sets):
+    root, (train07, *_) = voc_sets
+    record = dict(DatasetCatalog.get(train07)[0])
+    record["annotations"] = record["annotations"][:2]
+    with pytest.raises(ValueError, match=f"{record['image_id']}.xml: 5 <object>"):
+        drop_difficult([record], str(root / "VOC2007"))
 
 
 # --------------------------------------------------------------------------- mmseg loss, pad

@@ -19,7 +19,7 @@ from detectron2.utils.file_io import PathManager
 
 from .catalog import get_dataset_dicts
 
-__all__ = ["difficult_flags", "voc_dicts_without_difficult"]
+__all__ = ["difficult_flags", "drop_difficult", "voc_dicts_without_difficult"]
 
 
 def difficult_flags(annotation_file: str) -> list[bool]:
@@ -41,6 +41,38 @@ def difficult_flags(annotation_file: str) -> list[bool]:
     return flags
 
 
+def drop_difficult(records: list[dict], dirname: str) -> list[dict]:
+    """Remove the difficult objects from records of detectron2's ``load_voc_instances``.
+
+    Args:
+        records: dataset dicts of one VOC directory (``image_id`` = file id, one annotation
+            per ``<object>`` in file order).
+        dirname: that directory (``VOC2007``), holding ``Annotations/<image_id>.xml``.
+
+    Returns:
+        New dicts: every image with at least one object (mmdet's empty-image filter), each
+        keeping only its non-difficult objects, possibly none.
+
+    Raises:
+        ValueError: naming the XML file whose objects do not line up with the record's.
+    """
+    result = []
+    for record in records:
+        annotations = record.get("annotations", [])
+        if not annotations:
+            continue
+        xml = os.path.join(dirname, "Annotations", f"{record['image_id']}.xml")
+        flags = difficult_flags(xml)
+        if len(flags) != len(annotations):
+            raise ValueError(f"{xml}: {len(flags)} <object> entries, but the record of "
+                             f"{record['image_id']!r} has {len(annotations)} annotations")
+        record = dict(record)
+        record["annotations"] = [a for a, hard in zip(annotations, flags, strict=True)
+                                 if not hard]
+        result.append(record)
+    return result
+
+
 def voc_dicts_without_difficult(names: str | list[str]) -> list[dict]:
     """Records of detectron2-registered VOC sets with the difficult objects removed.
 
@@ -49,12 +81,7 @@ def voc_dicts_without_difficult(names: str | list[str]) -> list[dict]:
             "voc_2012_trainval"]`` (their metadata's ``dirname`` holds ``Annotations/``).
 
     Returns:
-        detectron2 dataset dicts, concatenated in order: every image with at least one
-        object (mmdet's empty-image filter), each keeping only its non-difficult objects,
-        possibly none.
-
-    Raises:
-        ValueError: naming the XML file whose objects do not line up with the loader's.
+        :func:`drop_difficult` of each set's records, concatenated in order.
     """
     names = [names] if isinstance(names, str) else list(names)
     result = []
@@ -62,17 +89,5 @@ def voc_dicts_without_difficult(names: str | list[str]) -> list[dict]:
         dirname = MetadataCatalog.get(name).get("dirname", None)
         if not dirname:
             raise KeyError(f"dataset {name!r} has no 'dirname' metadata: not a VOC set")
-        for record in get_dataset_dicts(name, filter_empty=False):
-            annotations = record.get("annotations", [])
-            if not annotations:
-                continue
-            xml = os.path.join(dirname, "Annotations", f"{record['image_id']}.xml")
-            flags = difficult_flags(xml)
-            if len(flags) != len(annotations):
-                raise ValueError(f"{xml}: {len(flags)} <object> entries, but the loader "
-                                 f"gave {len(annotations)} annotations")
-            record = dict(record)
-            record["annotations"] = [a for a, hard in zip(annotations, flags, strict=True)
-                                     if not hard]
-            result.append(record)
+        result += drop_difficult(get_dataset_dicts(name, filter_empty=False), dirname)
     return result
