@@ -78,7 +78,10 @@ def load_checkpoint_weights(path: str) -> dict[str, torch.Tensor]:
         state = loaded.get("model", loaded)
         return {k: torch.as_tensor(v) for k, v in state.items() if hasattr(v, "shape")}
     if os.path.isdir(os.path.join(path, "state")):
-        return _deepspeed_model_state(path)
+        from .engine.checkpoint import weights_only_loads
+
+        with weights_only_loads():  # DeepSpeed's reader passes weights_only=False
+            return _deepspeed_model_state(path)
     if os.path.isfile(os.path.join(path, ".metadata")):
         return _dcp_model_state(path)
     raise ValueError(f"{path} is neither a weight file nor a checkpoint directory "

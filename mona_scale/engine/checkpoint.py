@@ -22,6 +22,7 @@ format (``{"model": state_dict}``) for ``DetectionCheckpointer``, evaluation and
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -44,7 +45,7 @@ from .strategies import Strategy
 __all__ = ["Checkpointer", "PeriodicCheckpointHook", "last_checkpoint", "AtomicCheckpointer",
            "atomic_torch_save", "rng_state", "set_rng_state", "POINTER", "FINAL_WEIGHTS",
            "read_meta", "complete_checkpoints", "previous_run_files", "check_world_size",
-           "resolve_checkpoint"]
+           "resolve_checkpoint", "weights_only_loads"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,33 @@ def _atomic_write_text(path: str, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def weights_only_loads():
+    """Every ``torch.load`` inside, including third-party ones that pass
+    ``weights_only=False`` (DeepSpeed's checkpoint engine and ``zero_to_fp32``), runs with
+    ``weights_only=True`` (torch's ``TORCH_FORCE_WEIGHTS_ONLY_LOAD``). DeepSpeed's optimizer
+    files hold three plain DeepSpeed types (its loss scaler's settings, the ZeRO stage enum,
+    a fragment address record), which are admitted; nothing else that is not a tensor or a
+    plain python value loads."""
+    extra = []
+    with contextlib.suppress(ImportError):
+        from deepspeed.runtime.fp16.loss_scaler import LossScaler
+        from deepspeed.runtime.zero.config import ZeroStageEnum
+        from deepspeed.utils.tensor_fragment import fragment_address
+
+        extra = [LossScaler, ZeroStageEnum, fragment_address]
+    previous = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        with torch.serialization.safe_globals(extra):
+            yield
+    finally:
+        if previous is None:
+            os.environ.pop("TORCH_FORCE_WEIGHTS_ONLY_LOAD", None)
+        else:
+            os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = previous
 
 
 def rng_state() -> dict:
@@ -305,7 +333,8 @@ class Checkpointer:
         checkpoint directory ``path`` (every rank must call)."""
         meta = check_world_size(path, self.strategy.name, comm.get_world_size())
         self.run_id = meta.get("run", self.run_id)
-        self.strategy.load_state(path, self.model, self.optimizer)
+        with weights_only_loads():  # DeepSpeed's own loader included
+            self.strategy.load_state(path, self.model, self.optimizer)
         if self.trainer is not None:
             self.trainer.load_state_dict(torch.load(os.path.join(path, TRAINER_FILE),
                                                     weights_only=True))
