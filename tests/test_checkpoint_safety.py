@@ -359,3 +359,39 @@ def test_config_yaml_and_wandb_config_hold_no_credentials(tmp_path, monkeypatch)
     logged = b"".join(p.read_bytes() for p in (tmp_path / "wandb").rglob("*.wandb"))
     assert b"X-Amz-Signature=<redacted>" in logged
     assert not any(s.encode() in logged for s in SECRETS)
+
+
+DISK_FULL_SAVE = """
+import resource, signal, sys
+sys.path.insert(0, sys.argv[2])
+from test_checkpoint_safety import _trainer
+trainer, checkpointer = _trainer(sys.argv[1], period=1000, keep=0)
+trainer.train(0, 1)  # model_0000000 and model_final.pth, complete
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (200, 200))  # the disk is (as good as) full
+try:
+    checkpointer.save("model_0000001")
+except OSError as e:  # the library's error: names the checkpoint and the cause
+    print("save failed:", e)
+    sys.exit(3)
+"""
+
+
+def test_a_save_that_runs_out_of_space_keeps_the_previous_checkpoint(tmp_path):
+    """The OS refuses the writes (a file size limit: the same EFBIG/ENOSPC path as a full
+    disk): the save raises, the pointer still names the last complete checkpoint."""
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-c", DISK_FULL_SAVE, str(out),
+                             os.path.dirname(__file__)], capture_output=True, text=True,
+                            timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "save failed: saving checkpoint" in result.stdout
+    assert "File too large" in result.stdout and "still names" in result.stdout
+    assert (out / "last_checkpoint").read_text() == "model_0000000"
+    assert not (out / "model_0000001").exists()
+    trainer, checkpointer = _trainer(out, period=1000, keep=0)
+    checkpointer.load(last_checkpoint(str(out)))
+    assert trainer.iter == 0 and trainer.model.weight.detach().tolist() != [1.0, 1.0, 1.0]
+    checkpointer.save("model_0000001")  # with space again, the stale temporary is replaced
+    assert not (out / ".model_0000001.tmp").exists()
+    assert (out / "last_checkpoint").read_text() == "model_0000001"

@@ -283,17 +283,26 @@ class Checkpointer:
             shutil.rmtree(tmp, ignore_errors=True)
             os.makedirs(tmp)
         collectives.barrier()
-        self.strategy.save_state(tmp, self.model, self.optimizer)
-        rank = comm.get_rank()
-        atomic_torch_save({"rng": rng,
-                           "batches_drawn": getattr(self.trainer, "batches_drawn", 0)},
-                          os.path.join(tmp, f"rank{rank}.pt"))
-        if comm.is_main_process():
-            if self.trainer is not None:
-                atomic_torch_save(self.trainer.state_dict(), os.path.join(tmp, TRAINER_FILE))
-            _atomic_write_text(os.path.join(tmp, META_FILE), json.dumps(
-                {"strategy": self.strategy.name, "world_size": comm.get_world_size(),
-                 "iteration": getattr(self.trainer, "iter", None), "run": self.run_id}))
+        try:
+            self.strategy.save_state(tmp, self.model, self.optimizer)
+            rank = comm.get_rank()
+            atomic_torch_save({"rng": rng,
+                               "batches_drawn": getattr(self.trainer, "batches_drawn", 0)},
+                              os.path.join(tmp, f"rank{rank}.pt"))
+            if comm.is_main_process():
+                if self.trainer is not None:
+                    atomic_torch_save(self.trainer.state_dict(),
+                                      os.path.join(tmp, TRAINER_FILE))
+                _atomic_write_text(os.path.join(tmp, META_FILE), json.dumps(
+                    {"strategy": self.strategy.name, "world_size": comm.get_world_size(),
+                     "iteration": getattr(self.trainer, "iter", None), "run": self.run_id}))
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as e:  # DCP's CheckpointException is a BaseException
+            raise OSError(f"saving checkpoint {final} failed ({type(e).__name__}: "
+                          f"{str(e).strip().splitlines()[-1] if str(e).strip() else e!r}); "
+                          f"nothing was published: {self.save_dir}/{POINTER} still names "
+                          f"the last complete checkpoint (is the disk full?)") from e
         collectives.barrier()
         if comm.is_main_process():
             self._publish(tmp, final, name)
