@@ -245,8 +245,8 @@ def check_world_size(path: str, strategy: str, world_size: int) -> dict:
             f"{path} is a DeepSpeed checkpoint written by {meta['world_size']} ranks and this "
             f"run has {world_size}: DeepSpeed's ZeRO partitions do not load at another world "
             f"size. Resume with {meta['world_size']} ranks, or convert it with "
-            f"`python -m mona_scale.export --checkpoint {path} --full model.pth` and start "
-            f"from train.init_checkpoint=model.pth")
+            f"`python -m mona_scale.export --config-file <config> --checkpoint {path} --full "
+            f"model.pth` and start from train.init_checkpoint=model.pth")
     return meta
 
 
