@@ -5,6 +5,8 @@
 #       --out datasets/shards/voc2007_trainval
 #   mona-shards voc --dirname datasets/VOC2012 --split trainval \
 #       --out datasets/shards/voc2012_trainval
+# Unlike voc.py's training set, these shards keep the objects marked difficult (see
+# docs/differences.md, "Streamed VOC training").
 from .stream import shards, stream_train
 from .voc import dataloader
 
