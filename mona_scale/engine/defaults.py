@@ -131,6 +131,7 @@ def setup_run(cfg: DictConfig, eval_only: bool = False, resume: bool = False) ->
     if not eval_only:
         last = prepare_output_dir(out, resume, bool(cfg.train.get("overwrite", False)),
                                   cfg.train.get("strategy", "ddp"), comm.get_world_size())
+        collectives.barrier()  # rank 0's repairs (pointer, metrics) are seen by every rank
         if rank == 0:
             save_config(cfg, os.path.join(out, "config.yaml"))
     seed = int(cfg.train.get("seed", 0))
