@@ -210,29 +210,29 @@ def _wandb_segments(out):
 
 def test_crash_and_resume_log_each_iteration_once_in_metrics_and_wandb(tmp_path):
     out = tmp_path / "run"
-    _train_net(tmp_path, "train.max_iter=6", "train.checkpointer.period=3",
+    _train_net(tmp_path, "train.max_iter=4", "train.checkpointer.period=2",
                "train.wandb.enabled=True", f"train.output_dir={out}")
-    # the state a job killed while saving iteration 5 leaves: rows 3..5 logged, the pointer
-    # still naming iteration 2
+    # the state a job killed while saving iteration 3 leaves: rows 2..3 logged, the pointer
+    # still naming iteration 1
     import shutil
-    shutil.rmtree(out / "model_0000005")
+    shutil.rmtree(out / "model_0000003")
     (out / "model_final.pth").unlink()
-    (out / "last_checkpoint").write_text("model_0000002")
-    refused = _train_net(tmp_path, "train.max_iter=6", f"train.output_dir={out}",
-                         "train.checkpointer.period=3", check=False)
+    (out / "last_checkpoint").write_text("model_0000001")
+    refused = _train_net(tmp_path, "train.max_iter=4", f"train.output_dir={out}",
+                         "train.checkpointer.period=2", check=False)
     assert refused.returncode != 0 and "--resume" in refused.stderr
     assert "train.overwrite=True" in refused.stderr
-    _train_net(tmp_path, "--resume", "train.max_iter=6", "train.checkpointer.period=3",
+    _train_net(tmp_path, "--resume", "train.max_iter=4", "train.checkpointer.period=2",
                "train.wandb.enabled=True", f"train.output_dir={out}")
     with open(out / "metrics.json") as f:
         rows = [json.loads(line) for line in f]
-    assert [r["iteration"] for r in rows if "total_loss" in r] == list(range(6))
+    assert [r["iteration"] for r in rows if "total_loss" in r] == list(range(4))
     run_id = (out / "wandb_run_id").read_text()
     (_, first), (branch, second) = _wandb_segments(out)
-    assert first == list(range(6)) and second == [3, 4, 5]
-    assert branch == (run_id, 2.0)  # rewound to the restored iteration: rows after it go
+    assert first == list(range(4)) and second == [2, 3]
+    assert branch == (run_id, 1.0)  # rewound to the restored iteration: rows after it go
     # wandb's rewind keeps the history up to the branch point, then the new segment
-    assert [s for s in first if s <= branch[1]] + second == list(range(6))
+    assert [s for s in first if s <= branch[1]] + second == list(range(4))
     # the restored checkpoint, as a directory, is a valid init_checkpoint / eval source
     from mona_scale.engine.config import load_config
     from mona_scale.engine.defaults import build_model, load_init_checkpoint
@@ -240,9 +240,9 @@ def test_crash_and_resume_log_each_iteration_once_in_metrics_and_wandb(tmp_path)
     from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 
     cfg = load_config(CLS_CONFIG, [*CLS_TINY, f"train.output_dir={tmp_path / 'x'}"])
-    dcp_to_torch_save(str(out / "model_0000002"), str(tmp_path / "ref.pt"))
+    dcp_to_torch_save(str(out / "model_0000001"), str(tmp_path / "ref.pt"))
     reference = torch.load(tmp_path / "ref.pt", weights_only=True)["model"]
-    for source in (out / "model_0000002", out):  # the output dir: its pointer's target...
+    for source in (out / "model_0000001", out):  # the output dir: its pointer's target...
         model = build_model(cfg)
         assert load_init_checkpoint(model, str(source)) == "model"
         expected = (reference if source != out else
