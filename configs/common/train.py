@@ -2,6 +2,7 @@
 # exist). Override any of them on the command line: train.max_iter=100 train.precision=bf16
 train = dict(
     output_dir="./output/run",
+    overwrite=False,  # True: start over in an output_dir that holds an earlier run (else refused)
     init_checkpoint="",  # pretrained Swin (Microsoft / mmcv / detectron2 / timm) or a model
     max_iter=90000,
     log_period=20,

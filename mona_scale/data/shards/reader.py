@@ -31,6 +31,8 @@ import contextlib
 import random
 from collections.abc import Iterator
 
+from mona_scale.redact import redact
+
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..rng import derive_seed, seeded
@@ -61,7 +63,7 @@ def read_shard(shard: ShardInfo, counts: CorruptCounts,
         _lost(shard, read, counts, str(e))
     else:
         if shard.samples is not None and read < shard.samples:
-            _lost(shard, read, counts, f"shard {shard.url} ended after {read} of its "
+            _lost(shard, read, counts, f"shard {redact(shard.url)} ended after {read} of its "
                                        f"{shard.samples} samples")
 
 
