@@ -170,14 +170,17 @@ def test_coco_train_val_category_mismatch(coco_root: Path):
 
 
 # ------------------------------------------------------------------------------- VOC
-def _voc_objects(root: Path, year: int, split: str) -> tuple[list[str], Counter, Counter]:
-    """(image ids, images per class, objects per class) read from the XML files."""
+def _voc_objects(root: Path, year: int, split: str, drop_difficult: bool = False
+                 ) -> tuple[list[str], Counter, Counter]:
+    """(image ids, images per class, objects per class) read from the XML files; training
+    sets leave difficult objects out (``drop_difficult``), as the detection config does."""
     base = root / f"VOC{year}"
     ids = (base / "ImageSets" / "Main" / f"{split}.txt").read_text().split()
     images, objects = Counter(), Counter()
     for image_id in ids:
         names = [o.findtext("name")
-                 for o in ET.parse(base / "Annotations" / f"{image_id}.xml").iter("object")]
+                 for o in ET.parse(base / "Annotations" / f"{image_id}.xml").iter("object")
+                 if not (drop_difficult and o.findtext("difficult") == "1")]
         objects.update(names)
         images.update(set(names))
     return ids, images, objects
@@ -207,8 +210,8 @@ def test_voc_clean_counts_match_xml(tmp_path: Path):
     result = run_check(tmp_path, VOC)
     assert_clean(result)
     rows = class_rows(result)
-    _, images07, objects07 = _voc_objects(tmp_path, 2007, "trainval")
-    _, images12, objects12 = _voc_objects(tmp_path, 2012, "trainval")
+    _, images07, objects07 = _voc_objects(tmp_path, 2007, "trainval", drop_difficult=True)
+    _, images12, objects12 = _voc_objects(tmp_path, 2012, "trainval", drop_difficult=True)
     _, test_images, test_objects = _voc_objects(tmp_path, 2007, "test")
     for name in real_layouts.VOC_CLASSES:
         assert rows[name]["train images"] == images07[name] + images12[name], name

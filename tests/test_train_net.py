@@ -121,7 +121,7 @@ def one_sgd_step(cfg):
 
 
 METHOD_PARTS = {"mona": "my_module_", "adapter": "_adapter.", "adaptformer": "parallel_adapter.",
-                "lora": "lora_", "bitfit": ".bias", "ln": "norm", "partial-1": "layers.3.blocks.1.",
+                "lora": "lora_", "bitfit": "bias", "ln": "norm", "partial-1": "layers.3.blocks.1.",
                 "fixed": None, "full": ""}
 
 

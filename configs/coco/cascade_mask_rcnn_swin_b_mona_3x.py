@@ -1,4 +1,4 @@
-# Paper recipe (MONA.md section 6): Cascade Mask R-CNN, Swin-B + Mona, COCO 2017, 36 epochs
+# Paper recipe (docs/method.md, "Recipes"): Cascade Mask R-CNN, Swin-B + Mona, COCO 2017, 36 epochs
 # ("3x") at total batch 16, lr x0.1 at epochs 27 and 33, 500-iteration linear warmup,
 # AdamW 1e-4 / wd 0.05, drop-path 0.3.
 #   python projects/train_net.py --config-file configs/coco/cascade_mask_rcnn_swin_b_mona_3x.py \
