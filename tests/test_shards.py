@@ -378,6 +378,31 @@ def test_voc_source_matches_detectron2s_loader(tmp_path):
     assert mona_shards(["verify", str(tmp_path / "out")]) == 0
 
 
+def test_voc_shards_drop_difficult_objects_like_the_xml_says(tmp_path):
+    """``mona-shards voc --drop-difficult``: each image keeps exactly its XML objects whose
+    <difficult> is not 1 (counted here with ElementTree), as the file-based training set."""
+    import xml.etree.ElementTree as ET
+
+    from real_layouts import write_voc
+    write_voc(tmp_path)
+    voc = tmp_path / "VOC2007"
+    assert mona_shards(["voc", "--dirname", str(voc), "--split", "trainval", "--drop-difficult",
+                        "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    shard_dataset("t_voc_easy", str(tmp_path / "out"))
+    records = {r["image_id"]: r for r in DatasetCatalog.get("t_voc_easy")}
+    ids = (voc / "ImageSets" / "Main" / "trainval.txt").read_text().split()
+    assert sorted(records) == sorted(ids)
+    for image_id in ids:
+        objects = ET.parse(voc / "Annotations" / f"{image_id}.xml").findall("object")
+        easy = [o for o in objects if o.findtext("difficult") != "1"]
+        assert 0 < len(easy) < len(objects)  # the fixture marks one object per image
+        assert len(records[image_id]["annotations"]) == len(easy)
+        boxes = [[float(o.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")]
+                 for o in easy]
+        got = [a["bbox"] for a in records[image_id]["annotations"]]
+        assert [[b[0] - 1, b[1] - 1, b[2], b[3]] for b in boxes] == got  # detectron2's 1-based
+
+
 def test_ade20k_source_and_sem_seg_mapping(tmp_path):
     root = tmp_path / "ADEChallengeData2016"
     rng = np.random.default_rng(0)

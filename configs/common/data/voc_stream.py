@@ -1,12 +1,11 @@
 # Pascal VOC 07+12 trainval streamed from webdataset shards (voc.py's augmentation).
 # Evaluation stays file-based: detectron2's PascalVOCDetectionEvaluator reads the VOC2007
 # test annotation XMLs from disk. Write the shards once:
-#   mona-shards voc --dirname datasets/VOC2007 --split trainval \
+#   mona-shards voc --dirname datasets/VOC2007 --split trainval --drop-difficult \
 #       --out datasets/shards/voc2007_trainval
-#   mona-shards voc --dirname datasets/VOC2012 --split trainval \
+#   mona-shards voc --dirname datasets/VOC2012 --split trainval --drop-difficult \
 #       --out datasets/shards/voc2012_trainval
-# Unlike voc.py's training set, these shards keep the objects marked difficult (see
-# docs/differences.md, "Streamed VOC training").
+# --drop-difficult leaves the objects marked difficult out, as voc.py's training set does.
 from .stream import shards, stream_train
 from .voc import dataloader
 

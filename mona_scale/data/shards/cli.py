@@ -70,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument("--ignore-extra-columns", action="store_true")
         if layout in ("splitfile", "voc-cls"):
             command.add_argument("--multi-label", action="store_true")
+        if layout == "voc":
+            command.add_argument("--drop-difficult", action="store_true",
+                                 help="leave objects marked difficult out (training sets, "
+                                      "as configs/common/data/voc.py trains)")
         command.add_argument("--out", required=True, help="output directory")
         command.add_argument("--name", help="dataset name and shard prefix")
         command.add_argument("--shard-size", type=int, default=1000, help="samples per shard")
@@ -113,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     paths = ("json_file", "image_root", "dirname", "root", "split_file")
     options = {k: os.path.abspath(v) if k in paths else v for k, v in vars(args).items()
                if k in (*paths, "split", "dataset", "multi_label", "num_classes",
-                        "path_format", "label_offset", "ignore_extra_columns")
+                        "path_format", "label_offset", "ignore_extra_columns",
+                        "drop_difficult")
                and v is not None}
     if getattr(args, "classes", None):
         options["classes"] = args.classes.split(",")

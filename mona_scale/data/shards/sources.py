@@ -65,16 +65,22 @@ def coco_source(json_file: str, image_root: str, name: str | None = None) -> Sou
 
 
 def voc_source(dirname: str, split: str, name: str | None = None,
-               classes: list[str] | None = None) -> Source:
+               classes: list[str] | None = None, drop_difficult: bool = False) -> Source:
     """Pascal VOC (``VOC2007``/``VOC2012`` directory, ``split`` from ImageSets/Main),
-    loaded by detectron2's ``load_voc_instances``."""
+    loaded by detectron2's ``load_voc_instances``; ``drop_difficult`` leaves the objects
+    marked difficult out, as the file-based training set does
+    (:func:`~mona_scale.data.voc_difficult.drop_difficult`)."""
     from detectron2.data.datasets.pascal_voc import CLASS_NAMES, load_voc_instances
     classes = list(classes or CLASS_NAMES)
     dirname = os.path.abspath(dirname)
     year = 2012 if "2012" in os.path.basename(dirname) else 2007
     dicts = load_voc_instances(dirname, split, classes)
+    if drop_difficult:
+        from mona_scale.data.voc_difficult import drop_difficult as without_difficult
+        dicts = without_difficult(dicts, dirname)
     return Source(name or f"{os.path.basename(dirname).lower()}_{split}", "instances", classes,
-                  dicts, {"type": "voc", "dirname": dirname, "split": split},
+                  dicts, {"type": "voc", "dirname": dirname, "split": split,
+                          "drop_difficult": drop_difficult},
                   {"dirname": dirname, "split": split, "year": year,
                    "evaluator_type": "pascal_voc"}, dirname)
 
