@@ -1,10 +1,13 @@
 """Meta-architectures and heads detectron2 lacks."""
 from .cascade_heads import StagewiseMaskCascadeROIHeads
 from .classifier import ImageClassifier
+from .fpn_blocks import P6P7OnInput
 from .preprocess import feature_shapes, normalize_images
+from .retinanet_normalizer import RetinaNetWithNormalizer
 from .semantic_seg import SemanticSegmentor
 from .upernet import FCNHead, PyramidPoolingModule, UPerHead
 
 __all__ = ["ImageClassifier", "SemanticSegmentor", "UPerHead", "FCNHead",
-           "PyramidPoolingModule", "StagewiseMaskCascadeROIHeads", "feature_shapes",
+           "PyramidPoolingModule", "StagewiseMaskCascadeROIHeads", "P6P7OnInput",
+           "RetinaNetWithNormalizer", "feature_shapes",
            "normalize_images"]
