@@ -21,6 +21,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -275,6 +276,26 @@ def _release_detectron2_groups() -> None:
     comm._LOCAL_PROCESS_GROUP = None
 
 
+def _release_deepspeed_groups() -> None:
+    """Drop DeepSpeed's module-level references to process groups (``deepspeed.utils.groups``
+    keeps the world group in ``_WORLD_GROUP``, and expert / tensor-parallel groups in
+    dicts; ``deepspeed.comm``'s backend keeps a list), for the same reason as
+    :func:`_release_detectron2_groups`. A no-op when DeepSpeed was not imported."""
+    groups = sys.modules.get("deepspeed.utils.groups")
+    for name, value in list(vars(groups).items()) if groups is not None else []:
+        if isinstance(value, dist.ProcessGroup):
+            setattr(groups, name, None)
+        elif isinstance(value, dict) and any(isinstance(v, dist.ProcessGroup)
+                                             for v in value.values()):
+            value.clear()
+    backend = getattr(sys.modules.get("deepspeed.comm.comm"), "cdb", None)
+    if backend is not None:
+        if isinstance(getattr(backend, "process_groups", None), list):
+            backend.process_groups.clear()
+        if isinstance(getattr(backend, "world_group", None), dist.ProcessGroup):
+            backend.world_group = None
+
+
 def shutdown_distributed() -> None:
     """Destroy the default process group after releasing every module-level reference to a
     group (ours and detectron2's), so that no group is left for interpreter shutdown to
@@ -284,6 +305,7 @@ def shutdown_distributed() -> None:
         return
     collectives.release_gloo_group()
     _release_detectron2_groups()
+    _release_deepspeed_groups()
     dist.destroy_process_group()
 
 

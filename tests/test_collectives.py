@@ -102,14 +102,12 @@ def _checkpoint_hook_no_stop(rank, out):
 
 
 def _preemption(rank):
-    from mona_scale.engine.preemption import PreemptionHook
-    trainer = _trainer(_Losses(rank))
-    hook = PreemptionHook(requeue=True)
-    trainer.register_hooks([hook])
-    trainer.iter, trainer.max_iter, trainer.stop_requested = 3, 10, True
-    hook.received = 10 if rank == 0 else None  # SIGUSR1 reached rank 0 only
-    hook.after_train()  # collective "was any rank signalled?" (no SLURM job: no requeue)
-    return "ok"
+    """SIGUSR1 reached rank 0 only, no SLURM job: both ranks agree on exit status 138."""
+    from mona_scale.engine.stopping import StopControl
+    os.environ.pop("SLURM_JOB_ID", None)
+    control = StopControl(requeue=True)
+    control.received = [10] if rank == 0 else []
+    return control.conclude(3, 10)  # collective: "was any rank signalled?"
 
 
 def _helpers(rank):
@@ -123,7 +121,8 @@ def _helpers(rank):
 
 
 def _checkpointed_stop(rank, out):
-    """ddp at world size 2: rank 1 alone asks to stop after iteration 1; both save and stop."""
+    """ddp at world size 2: rank 1 alone asks to stop during iteration 1; both save and stop
+    after iteration 2 (the request is decided in the next step's collective)."""
     from mona_scale.engine.checkpoint import Checkpointer, PeriodicCheckpointHook
     from mona_scale.engine.precision import Precision
     from mona_scale.engine.strategies import build_strategy
@@ -138,7 +137,7 @@ def _checkpointed_stop(rank, out):
     class StopOnRank1(HookBase):
         def after_step(self):
             if rank == 1 and self.trainer.iter == 1:
-                self.trainer.stop_requested = True
+                self.trainer.request_stop()  # decided in iteration 2's collective
 
     checkpointer = Checkpointer(out, strategy, model, optimizer, trainer)
     trainer.register_hooks([StopOnRank1(), PeriodicCheckpointHook(checkpointer, 100)])
@@ -199,7 +198,7 @@ def _expected(rank):
         "non_finite_stop": "loss became non-finite at iteration 1 (on 1 rank(s))",
         "equal_length_loader": [2, 1 - rank],
         "checkpoint_stop_decision": [False, []],
-        "preemption": "ok",
+        "preemption": 138,
         "helpers": {"sum": 3.0, "max": 6, "min": 5.0, "any": True, "none": False, "count": 2,
                     "gather": [{"r": 0}, {"r": 1}] if rank == 0 else [],
                     "all_gather": [0, 1], "seed_shared": True},
@@ -218,7 +217,7 @@ def test_launcher_group_serves_cpu_tensors_checkpointed_stop_and_detectron2_gath
     results = _run(tmp_path, "cpu:gloo,cuda:gloo", via_launcher=True)
     for rank, result in enumerate(results):
         expected = {**_expected(rank), "cpu_tensor_on_default_group": "ok",
-                    "checkpointed_stop": [1, ["model_0000001"]],
+                    "checkpointed_stop": [2, ["model_0000002"]],
                     "detectron2_comm": {"all_gather": [0, 1],
                                         "gather": [0, 1] if rank == 0 else [],
                                         "seed_shared": True}}
