@@ -142,7 +142,7 @@ class Predictor:
 
     def _draw_top_classes(self, visualizer, logits, topk: int):
         names = self.metadata.get("classes", None) or self.metadata.get("thing_classes", None)
-        multilabel = self.cfg.model.get("multilabel", False)
+        multilabel = bool(getattr(self.model, "multi_label", False))
         probs = logits.sigmoid() if multilabel else logits.softmax(dim=0)
         values, ids = probs.topk(min(topk, probs.numel()))
         height = visualizer.output.height
