@@ -83,3 +83,45 @@ def test_backbone_size_is_one_override(path):
         outputs = model([{"image": torch.randint(0, 255, (3, 64, 96), dtype=torch.uint8)
                           .float(), "height": 64, "width": 96}])
     assert len(outputs) == 1
+
+
+ALL_CONFIGS = sorted(str(p) for p in __import__("pathlib").Path("configs").rglob("*.py")
+                     if "common" not in p.parts)
+
+
+@pytest.mark.parametrize("path", ALL_CONFIGS)
+def test_saved_config_is_plain_yaml(path, tmp_path):
+    """``config.yaml`` of every shipped config reads back with ``yaml.safe_load`` (as the
+    exporter and users' tools read it): no python object tags (a ``ShapeSpec`` written as
+    a value instead of ``L(ShapeSpec)(...)`` made it unreadable), and it loads back into
+    the same config with detectron2's ``LazyConfig.load``."""
+    from mona_scale.engine.config import save_config
+
+    import yaml
+    from detectron2.config import LazyConfig
+    from omegaconf import OmegaConf
+
+    cfg = load_config(path)
+    save_config(cfg, str(tmp_path / "config.yaml"))
+    plain = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert plain["train"]["output_dir"] == cfg.train.output_dir
+    assert sorted(plain) == sorted(cfg)
+    loaded = LazyConfig.load(str(tmp_path / "config.yaml"))
+    assert OmegaConf.to_container(loaded.train) == OmegaConf.to_container(cfg.train)
+
+
+@pytest.mark.parametrize("path", ["configs/voc/retinanet_swin_l_mona_1x.py",
+                                  "configs/quickstart/shapes_cascade_mona.py"])
+def test_saved_config_builds_the_same_model(path, tmp_path):
+    """The ``L(ShapeSpec)`` nodes ``config.yaml`` holds instantiate to the shapes the
+    config's ``ShapeSpec`` values gave: the same parameters, name by name."""
+    from mona_scale.engine.config import save_config
+
+    from detectron2.config import LazyConfig
+
+    cfg = load_config(path)
+    save_config(cfg, str(tmp_path / "config.yaml"))
+    with torch.device("meta"):
+        shapes = [{n: p.shape for n, p in instantiate(c.model).named_parameters()}
+                  for c in (cfg, LazyConfig.load(str(tmp_path / "config.yaml")))]
+    assert shapes[0] == shapes[1]

@@ -25,11 +25,11 @@ model.roi_heads.box_pooler.sampling_ratio = 2  # adaptive sampling makes ROIAlig
 model.roi_heads.mask_pooler.sampling_ratio = 2
 for stage in range(3):
     model.roi_heads.box_heads[stage].update(
-        input_shape=ShapeSpec(channels=WIDTH, height=7, width=7), conv_dims=[WIDTH] * 4,
+        input_shape=L(ShapeSpec)(channels=WIDTH, height=7, width=7), conv_dims=[WIDTH] * 4,
         fc_dims=[256])
-    model.roi_heads.box_predictors[stage].input_shape = ShapeSpec(channels=256)
+    model.roi_heads.box_predictors[stage].input_shape = L(ShapeSpec)(channels=256)
 for _head in model.roi_heads.mask_heads:
-    _head.update(input_shape=ShapeSpec(channels=WIDTH, width=14, height=14),
+    _head.update(input_shape=L(ShapeSpec)(channels=WIDTH, width=14, height=14),
                  conv_dims=[WIDTH] * 5)
 
 optimizer.lr = 4e-4

@@ -7,11 +7,13 @@ anything else is a ``KeyError`` that names the key and suggests close matches.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import inspect
 import os
 
-from detectron2.config import LazyConfig
+from detectron2.config import LazyCall, LazyConfig
+from detectron2.layers import ShapeSpec
 from detectron2.utils.registry import locate
 from omegaconf import DictConfig, OmegaConf
 
@@ -121,10 +123,20 @@ def load_config(path: str, overrides: list[str] | None = None) -> DictConfig:
     return apply_overrides(cfg, list(overrides or []))
 
 
+def _shape_fields(shape) -> dict:
+    """A ``ShapeSpec``'s fields (a namedtuple in detectron2 v0.6, a dataclass on main)."""
+    if dataclasses.is_dataclass(shape):
+        return dataclasses.asdict(shape)
+    return dict(shape._asdict())
+
+
 def save_config(cfg: DictConfig, path: str) -> None:
     """Write the config as YAML (detectron2's ``LazyConfig.save``), atomically, with
     credentials in its strings (e.g. a ``pipe:`` shard URL's token) redacted by
-    :func:`mona_scale.redact.redact`.
+    :func:`mona_scale.redact.redact`, and detectron2 ``ShapeSpec`` values (detectron2's
+    own model configs hold some) written as ``L(ShapeSpec)(...)`` nodes, so that the file
+    is plain YAML that a safe loader (``yaml.safe_load``, ``OmegaConf.load``) reads and
+    instantiates to the same model.
 
     Args:
         cfg: the config (not changed).
@@ -146,6 +158,8 @@ def save_config(cfg: DictConfig, path: str) -> None:
             value = child._value() if child is not None else None
             if isinstance(value, str) and redact(value) != value:
                 node[key] = redact(value)
+            elif isinstance(value, ShapeSpec):
+                node[key] = LazyCall(ShapeSpec)(**_shape_fields(value))
 
     cfg = copy.deepcopy(cfg)
     scrub(cfg)

@@ -52,7 +52,7 @@ model.roi_heads.update(
     stage_loss_weights=[1.0, 0.5, 0.25],
     box_heads=[
         L(FastRCNNConvFCHead)(
-            input_shape=ShapeSpec(channels=256, height=7, width=7),
+            input_shape=L(ShapeSpec)(channels=256, height=7, width=7),
             conv_dims=[256, 256, 256, 256],
             fc_dims=[1024],
             conv_norm="SyncBN",
@@ -61,7 +61,7 @@ model.roi_heads.update(
     ],
     box_predictors=[
         L(FastRCNNOutputLayers)(
-            input_shape=ShapeSpec(channels=1024),
+            input_shape=L(ShapeSpec)(channels=1024),
             test_score_thresh=0.05,
             box2box_transform=L(Box2BoxTransform)(
                 weights=(1 / std_xy, 1 / std_xy, 1 / std_wh, 1 / std_wh)),
