@@ -32,7 +32,7 @@ SMOKE = ["train.max_iter=4", "dataloader.train.total_batch_size=2",
 def train_net(config: str, *overrides: str) -> None:
     """Run projects/train_net.py (prints the command; raises on failure)."""
     cmd = [sys.executable, os.path.join(HERE, "train_net.py"), "--config-file", config,
-           *overrides]
+           "train.overwrite=True", *overrides]  # the demo starts over in its directories
     print("\n$ " + " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c
                             for c in cmd[1:]), flush=True)
     subprocess.run(cmd, check=True)
