@@ -20,8 +20,9 @@ test: $(STAMP)
 	$(PY) -m pytest tests
 
 ## test-fast: the suite without the real-data tier (every paper config on the owners' layouts)
+## and the slow tier (set-up into an existing environment)
 test-fast: $(STAMP)
-	$(PY) -m pytest tests -m "not real_data"
+	$(PY) -m pytest tests -m "not real_data and not slow"
 
 ## demo: create the environment if missing, then run the quickstart (CPU, minutes):
 ## the tuning report, tiny Swin pretraining, Mona Cascade Mask R-CNN, evaluation table
