@@ -152,6 +152,10 @@ def save_config(cfg: DictConfig, path: str) -> None:
         keys = node.keys() if isinstance(node, DictConfig) else range(len(node))
         for key in list(keys):
             child = node._get_node(key)
+            if isinstance(child, DictConfig) and OmegaConf.get_type(child) is ShapeSpec:
+                # upstream detectron2: a dataclass, stored as a structured config node
+                node[key] = LazyCall(ShapeSpec)(**OmegaConf.to_container(child))
+                continue
             if isinstance(child, (DictConfig, ListConfig)):
                 scrub(child)
                 continue
