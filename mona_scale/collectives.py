@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import datetime
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ import torch.distributed as dist
 
 __all__ = ["is_distributed", "device_backends", "serves_cpu", "gloo_group", "control_group",
            "release_gloo_group", "all_reduce_scalar", "any_rank", "count_ranks",
-           "max_over_ranks", "barrier", "gather_objects", "all_gather_objects",
+           "count_each", "max_over_ranks", "barrier", "gather_objects", "all_gather_objects",
            "shared_random_seed"]
 
 _OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}
@@ -118,9 +119,26 @@ def all_reduce_scalar(value: float, op: str = "sum") -> float:
     return float(tensor.item())
 
 
+def count_each(flags: Sequence[bool]) -> list[int]:
+    """For each position, how many ranks pass a true flag there (one all-reduce for all).
+
+    Args:
+        flags: this rank's flags (the same length on every rank).
+
+    Returns:
+        The counts, in the order of ``flags``, on every rank.
+    """
+    local = [int(bool(f)) for f in flags]
+    if not is_distributed():
+        return local
+    tensor = torch.tensor(local, dtype=torch.int64)
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=control_group())
+    return [int(v) for v in tensor.tolist()]
+
+
 def count_ranks(flag: bool) -> int:
     """How many ranks pass a true ``flag``."""
-    return int(all_reduce_scalar(1.0 if flag else 0.0, "sum"))
+    return count_each([flag])[0]
 
 
 def any_rank(flag: bool) -> bool:

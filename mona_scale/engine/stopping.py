@@ -31,42 +31,21 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mona_scale import collectives
+from mona_scale.collectives import count_each
 
-import torch
-import torch.distributed as dist
 from detectron2.utils import comm
 
 from .preemption import requeue_slurm_job
 
-__all__ = ["StopControl", "StopDecision", "TrainingStopped", "count_each", "REQUEUE_SIGNAL",
+__all__ = ["StopControl", "StopDecision", "TrainingStopped", "REQUEUE_SIGNAL",
            "EXIT_SIGNAL"]
 
 logger = logging.getLogger(__name__)
 
 REQUEUE_SIGNAL = signal.SIGUSR1  # checkpoint, stop, requeue
 EXIT_SIGNAL = signal.SIGTERM  # checkpoint, stop, no requeue
-
-
-def count_each(flags: Sequence[bool]) -> list[int]:
-    """For each position, how many ranks pass a true flag there (one host-side all-reduce
-    over :func:`mona_scale.collectives.control_group`; no device synchronisation).
-
-    Args:
-        flags: this rank's flags (the same length on every rank).
-
-    Returns:
-        The counts, in the order of ``flags``, on every rank.
-    """
-    local = [int(bool(f)) for f in flags]
-    if not collectives.is_distributed():
-        return local
-    tensor = torch.tensor(local, dtype=torch.int64)
-    dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=collectives.control_group())
-    return [int(v) for v in tensor.tolist()]
 
 
 @dataclass(frozen=True)
