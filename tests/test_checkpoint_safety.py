@@ -187,8 +187,8 @@ def _train_net(tmp_path, *args, check=True):
 def _wandb_segments(out):
     """(branch point or None, steps with total_loss) per offline run segment, in order."""
     sys.path.insert(0, os.path.dirname(__file__))
+    from helpers.wandb_records import _payloads
     from wandb.proto import wandb_internal_pb2
-    from wandb_records import _payloads
 
     segments = []
     for path in sorted((out / "wandb").glob("offline-run-*/run-*.wandb")):

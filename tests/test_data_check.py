@@ -34,7 +34,7 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-import real_layouts  # noqa: E402
+from helpers import real_layouts  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 COCO = "configs/coco/cascade_mask_rcnn_swin_b_mona_3x.py"

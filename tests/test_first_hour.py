@@ -17,8 +17,8 @@ from mona_scale.engine.defaults import build_model
 import numpy as np
 import pytest
 import torch
+from helpers.train_net import CLS_CONFIG, CLS_TINY, CONFIG, ROOT, train_net
 from PIL import Image
-from test_train_net import CLS_CONFIG, CLS_TINY, CONFIG, ROOT, train_net
 
 SEG_CONFIG = os.path.join(ROOT, "configs/quickstart/shapes_upernet_mona.py")
 NOISE = ("pkg_resources is deprecated", "torch.meshgrid", "TypedStorage is deprecated",
@@ -166,7 +166,7 @@ def test_a_flag_after_the_overrides_says_to_put_flags_first():
 
 
 def test_slurm_script_passes_flags_before_overrides(tmp_path):
-    from slurm_cluster import install_slurm, running_cluster
+    from helpers.slurm_cluster import install_slurm, running_cluster
 
     reason = install_slurm()
     if reason:

@@ -16,7 +16,7 @@ from mona_scale.backbones import build_swin
 
 import pytest
 import torch
-from test_train_net import CONFIG, ROOT, TINY  # the tiny quickstart detector run
+from helpers.train_net import CONFIG, ROOT, TINY  # the tiny quickstart detector run
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]

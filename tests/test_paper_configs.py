@@ -11,8 +11,8 @@ import subprocess
 import sys
 
 import pytest
-from real_layouts import write_real_datasets
-from test_train_net import ROOT
+from helpers.real_layouts import write_real_datasets
+from helpers.train_net import ROOT
 
 pytestmark = pytest.mark.real_data
 

@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageOps
-from real_layouts import (
+from helpers.real_layouts import (
     EXIF_ORIENTATION,
     PET_BREEDS,
     VOC_CLASSES,
     write_ade20k,
     write_real_datasets,
 )
+from PIL import Image, ImageOps
 
 REPO = Path(__file__).resolve().parents[1]
 

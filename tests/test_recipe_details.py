@@ -38,7 +38,7 @@ from detectron2.modeling.matcher import Matcher
 from detectron2.modeling.meta_arch.retinanet import RetinaNet, RetinaNetHead
 from detectron2.structures import Boxes
 from detectron2.utils.events import EventStorage
-from real_layouts import write_voc
+from helpers.real_layouts import write_voc
 from torch import nn
 from torchvision.ops import sigmoid_focal_loss
 

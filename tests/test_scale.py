@@ -20,7 +20,7 @@ from mona_scale.launch import find_free_port
 import pytest
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
-from test_train_net import CONFIG, ROOT, TINY, read_metrics
+from helpers.train_net import CONFIG, ROOT, TINY, read_metrics
 
 ITERS, STOP = 4, 2
 SCALE = TINY + [

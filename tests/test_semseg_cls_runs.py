@@ -13,8 +13,8 @@ from mona_scale.launch import find_free_port
 
 import pytest
 import torch
-from test_train_net import METHOD_PARTS as TRAINED_PART  # backbone names each method trains
-from test_train_net import one_sgd_step
+from helpers.tuning_methods import METHOD_PARTS as TRAINED_PART  # names each method trains
+from helpers.tuning_methods import one_sgd_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_DATA = ["dataloader.train.num_workers=0", "dataloader.test.num_workers=0",

@@ -383,7 +383,7 @@ def test_voc_shards_drop_difficult_objects_like_the_xml_says(tmp_path):
     <difficult> is not 1 (counted here with ElementTree), as the file-based training set."""
     import xml.etree.ElementTree as ET
 
-    from real_layouts import write_voc
+    from helpers.real_layouts import write_voc
     write_voc(tmp_path)
     voc = tmp_path / "VOC2007"
     assert mona_shards(["voc", "--dirname", str(voc), "--split", "trainval", "--drop-difficult",

@@ -14,9 +14,9 @@ import time
 from mona_scale.engine.config import load_config
 
 import pytest
-from slurm_cluster import install_slurm, running_cluster
-from test_train_net import CLS_CONFIG, CLS_TINY, CONFIG, ROOT, TINY, read_metrics
-from wandb_records import read_run
+from helpers.slurm_cluster import install_slurm, running_cluster
+from helpers.train_net import CLS_CONFIG, CLS_TINY, CONFIG, ROOT, TINY, read_metrics
+from helpers.wandb_records import read_run
 
 QUICKSTART = os.path.relpath(CONFIG, ROOT)  # relative: the scripts resolve it in the repo
 CPU_ONLY = ["--ntasks-per-node=1", "--cpus-per-task=1", "--gpus-per-node=0"]

@@ -13,7 +13,7 @@ from mona_scale.engine.defaults import build_model, do_test, load_init_checkpoin
 from mona_scale.launch import find_free_port
 
 import torch
-from test_train_net import ROOT, copypaste, read_metrics, train_net
+from helpers.train_net import ROOT, copypaste, read_metrics, train_net
 
 DETECTION = os.path.join(ROOT, "configs/quickstart/shapes_cascade_mona_stream.py")
 DETECTION_FILES = os.path.join(ROOT, "configs/quickstart/shapes_cascade_mona.py")

@@ -1,57 +1,12 @@
 """projects/train_net.py end to end on a tiny Cascade Mask R-CNN (real detectron2 model,
 synthetic data, CPU): training, metrics, evaluation, resume, overrides, tuning methods, DDP."""
-import json
-import os
-import subprocess
-import sys
-
 from mona_scale.backbones import SwinTransformer
 from mona_scale.engine.config import load_config
-from mona_scale.engine.defaults import build_model
-from mona_scale.launch import find_free_port
 
 import pytest
 import torch
-from detectron2.config import instantiate
-from detectron2.utils.events import EventStorage
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(ROOT, "configs/quickstart/shapes_cascade_mona.py")
-TINY = ["dataloader.train.total_batch_size=2", "dataloader.train.num_workers=0",
-        "dataloader.test.num_workers=0", "dataloader.train.dataset.num_images=8",
-        "dataloader.test.dataset.num_images=4",
-        "dataloader.train.mapper.augmentations.0.short_edge_length=[64]",
-        "dataloader.test.mapper.augmentations.0.short_edge_length=64",
-        "train.log_period=1", "train.checkpointer.period=3", "optimizer.lr=1e-3"]
-
-
-CLS_CONFIG = os.path.join(ROOT, "configs/quickstart/shapes_cls_mona.py")
-CLS_TINY = ["dataloader.train.total_batch_size=2", "dataloader.train.num_workers=0",
-            "dataloader.test.num_workers=0", "dataloader.train.dataset.num_images=8",
-            "dataloader.test.dataset.num_images=4", "train.wandb.enabled=False",
-            "train.log_period=1"]
-
-
-def train_net(tmp_path, *args, nproc=1, check=True, config=CONFIG):
-    env = dict(os.environ, MONA_DATASETS=str(tmp_path / "data"), OMP_NUM_THREADS="1")
-    if nproc > 1:
-        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-               f"--master_port={find_free_port()}", os.path.join(ROOT, "projects/train_net.py")]
-    else:
-        cmd = [sys.executable, os.path.join(ROOT, "projects/train_net.py")]
-    flags = [a for a in args if "=" not in a]  # before the key=value overrides
-    overrides = [a for a in args if "=" in a]
-    result = subprocess.run(cmd + ["--config-file", config, *flags, *overrides], env=env,
-                            cwd=tmp_path,
-                            capture_output=True, text=True, timeout=600)
-    if check and result.returncode != 0:
-        raise AssertionError(f"train_net failed:\n{result.stderr[-4000:]}")
-    return result
-
-
-def read_metrics(out):
-    with open(os.path.join(out, "metrics.json")) as f:
-        return [json.loads(line) for line in f]
+from helpers.train_net import CLS_CONFIG, CLS_TINY, CONFIG, TINY, copypaste, read_metrics, train_net
+from helpers.tuning_methods import METHOD_PARTS, one_sgd_step
 
 
 @pytest.fixture(scope="module")
@@ -77,13 +32,6 @@ def test_training_writes_config_metrics_and_checkpoints(trained):
     assert {"lr", "memory_mb", "time", "data_time"} <= set().union(*records)
 
 
-def copypaste(log: str, task: str) -> str:
-    """The metric values detectron2 prints for ``task`` (last evaluation in the log)."""
-    lines = [line.split("copypaste: ")[1] for line in log.splitlines() if "copypaste: " in line]
-    start = len(lines) - 1 - lines[::-1].index(f"Task: {task}")
-    return lines[start + 2]
-
-
 def test_eval_only_reproduces_the_final_metrics(trained):
     tmp, out = trained
     train_net(tmp, *TINY, "--eval-only", f"train.output_dir={tmp / 'eval'}",
@@ -105,24 +53,6 @@ def test_resume_continues_at_the_next_iteration(trained):
 def test_unknown_override_fails_naming_the_key(tmp_path):
     result = train_net(tmp_path, "train.max_iters=3", check=False)
     assert result.returncode != 0 and "train.max_iters" in result.stderr
-
-
-def one_sgd_step(cfg):
-    """Build ``cfg.model``, take one SGD step on one training batch; returns the model and
-    its parameters before the step."""
-    model = build_model(cfg).train()
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    batch = next(iter(instantiate(cfg.dataloader.train)))
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
-    with EventStorage(0):
-        sum(model(batch).values()).backward()
-    optimizer.step()
-    return model, before
-
-
-METHOD_PARTS = {"mona": "my_module_", "adapter": "_adapter.", "adaptformer": "parallel_adapter.",
-                "lora": "lora_", "bitfit": "bias", "ln": "norm", "partial-1": "layers.3.blocks.1.",
-                "fixed": None, "full": ""}
 
 
 @pytest.mark.parametrize("method", sorted(METHOD_PARTS))
@@ -171,7 +101,7 @@ def test_num_gpus_spawns_local_workers(tmp_path):
 
 
 def test_wandb_offline_run_logs_metrics_and_continues_on_resume(tmp_path):
-    from wandb_records import read_run
+    from helpers.wandb_records import read_run
     out = tmp_path / "wb"
     train_net(tmp_path, *TINY, "train.max_iter=3", "train.checkpointer.period=100",
               f"train.output_dir={out}", "dataloader.test.dataset.num_images=2")
