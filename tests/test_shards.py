@@ -23,15 +23,16 @@ from mona_scale.data.shards import (
 from mona_scale.data.shards.cli import main as mona_shards
 from mona_scale.data.shards.sources import (
     ade20k_source,
+    catalog_source,
     coco_source,
     imagefolder_source,
     splitfile_source,
 )
-from mona_scale.data.shards.tario import TarSampleWriter, expand_urls, read_samples
 
 import numpy as np
 import pytest
 import torch
+import webdataset as wds
 from detectron2.data import DatasetCatalog, DatasetMapper, MetadataCatalog
 from detectron2.data import transforms as T
 from detectron2.data.datasets import load_sem_seg, load_voc_instances
@@ -193,16 +194,70 @@ def test_resumed_training_stream_continues_where_it_stopped(data, workers):
     assert not same_batches(batches(loader(seed=4), 8), full)
 
 
+def stopped_after(loader, k):
+    """Draw ``k`` batches, then return the loader's state (what a checkpoint saves)."""
+    iterator = iter(loader)
+    for _ in range(k):
+        next(iterator)
+    return loader.state_dict()
+
+
+@pytest.mark.parametrize("resume_workers", [0, 1, 2])
+def test_loader_state_dict_round_trip_with_any_dividing_worker_count(data, resume_workers):
+    """torchdata's StatefulDataLoader protocol: a loader stopped after k batches, its state
+    loaded into a new loader (also with another number of workers), continues with exactly
+    the batches the uninterrupted loader yields."""
+    shards = ShardSet.from_manifests(data["inst"])
+
+    def loader(workers):
+        return build_stream_train_loader(shards, train_mapper(), 4, num_workers=workers,
+                                         seed=3 if workers == 2 else 5, shuffle_buffer=3,
+                                         segment_samples=6, rank=1, world_size=2)
+    full = batches(loader(2), 7)
+    stopped = loader(2)
+    state = stopped_after(stopped, 4)
+    assert state["batches"] == 4 and state["world_size"] == 2 and state["streams"] == 2
+    state = json.loads(json.dumps(state))  # survives a round trip through a file
+    resumed = loader(resume_workers)  # another seed too: the saved one is adopted
+    resumed.load_state_dict(state)
+    assert same_batches(batches(resumed, 3), full[4:])
+    assert resumed.state_dict() == {**state, "batches": 7}
+
+
+def test_loader_state_of_another_layout_continues_resharded_with_a_warning(data, caplog):
+    shards = ShardSet.from_manifests(data["inst"])
+
+    def loader(workers, world_size=2):
+        return build_stream_train_loader(shards, None, 4, num_workers=workers, seed=1,
+                                         shuffle_buffer=2, rank=0, world_size=world_size)
+    state = stopped_after(loader(0), 3)  # one stream per rank
+    two_workers = loader(2)  # cannot serve one stream with two workers
+    two_workers.load_state_dict(state)
+    assert "re-sharded order (2 streams)" in caplog.text
+    assert len(batches(two_workers, 1)[0]) == 2 and two_workers.state_dict()["batches"] == 4
+    caplog.clear()
+    one_rank = loader(0, world_size=1)
+    one_rank.load_state_dict(state)
+    assert "saved by 2 rank(s), loaded by 1" in caplog.text
+    assert one_rank.state_dict()["batches"] == 3
+    with pytest.raises(ValueError, match="non-negative int 'batches'"):
+        loader(0).load_state_dict({"world_size": 2})
+    test_loader = build_stream_test_loader(shards, None, rank=0, world_size=1)
+    with pytest.raises(ValueError, match="training streams"):
+        test_loader.load_state_dict(state)
+
+
 # ---------------------------------------------------------------------------- corrupt data
 def rewrite_shard(path, change):
-    """Rewrite the tar at ``path``; ``change(key, members)`` edits members in place."""
-    samples = list(read_samples(path))
-    with open(path, "wb") as f:
-        writer = TarSampleWriter(f)
-        for key, members in samples:
+    """Rewrite the tar at ``path`` with plain webdataset; ``change(key, members)`` edits
+    members in place."""
+    samples = list(wds.WebDataset(str(path), shardshuffle=False))
+    with wds.TarWriter(str(path), encoder=False) as writer:
+        for sample in samples:
+            key = sample.pop("__key__")
+            members = {k: v for k, v in sample.items() if not k.startswith("__")}
             change(key, members)
-            writer.write(key, members)
-        writer.close()
+            writer.write({"__key__": key, **members})
 
 
 @pytest.fixture
@@ -332,12 +387,12 @@ def test_writer_resumes_keeping_finished_shards_and_reports_invalid(data, tmp_pa
     assert parallel["shards"] == first["shards"]  # same bytes from forked writers
     # an interrupted run: shard 2 half-written (.partial), shard 3 gone, manifest partial
     mtime = os.stat(out / "val-000000.tar").st_mtime_ns
-    (out / "val-000002.tar").rename(out / "val-000002.tar.partial")
+    (out / "val-000002.tar").rename(out / "val-000002.tar.tmp.4242")  # a killed writer's
     (out / "val-000003.tar").unlink()
     second = write_shards(source, str(out), shard_size=4, max_invalid=0.01, progress=False)
     assert os.stat(out / "val-000000.tar").st_mtime_ns == mtime  # kept
     assert second["shards"] == first["shards"]  # rewritten byte-identically
-    assert not list(out.glob("*.partial"))
+    assert not list(out.glob("*.tmp.*"))
     with pytest.raises(CorruptDataError, match="worst shard val-000001.tar"):
         write_shards(source, str(tmp_path / "strict"), shard_size=4, max_invalid=0.0,
                      progress=False)
@@ -348,6 +403,37 @@ def test_writer_resumes_keeping_finished_shards_and_reports_invalid(data, tmp_pa
                         "--shard-size", "8", "--no-progress"]) == 0
     assert strip(shard_dicts(ShardSet.from_manifests(str(tmp_path / "cli")))) == \
         strip(file_dicts(data, "shapes_instances_val", N_INST))
+
+
+def test_mona_shards_output_reads_with_plain_webdataset(data, tmp_path):
+    """Shards written by the mona-shards command line, read by a plain
+    ``wds.WebDataset(urls).decode(...)`` pipeline, hold the source's pixels and COCO
+    annotations (compared with the PNG files and the JSON, read here directly)."""
+    base = os.path.join(data["root"], "shapes_instances")
+    assert mona_shards(["coco", "--json", os.path.join(base, "val.json"), "--images",
+                        os.path.join(base, "val"), "--out", str(tmp_path), "--shard-size", "5",
+                        "--no-progress"]) == 0
+    coco = json.load(open(os.path.join(base, "val.json")))
+    images = {image["id"]: image for image in coco["images"]}
+    category = {c["id"]: i for i, c in enumerate(sorted(coco["categories"],
+                                                        key=lambda c: c["id"]))}
+    urls = os.path.join(str(tmp_path), "val-{000000..000003}.tar")
+    seen = []
+    for sample in wds.WebDataset(urls, shardshuffle=False).decode("rgb8"):
+        record = sample["json"]
+        image = images[record["image_id"]]
+        pixels = np.asarray(Image.open(os.path.join(base, "val", image["file_name"]))
+                            .convert("RGB"))
+        assert np.array_equal(sample["png"], pixels)
+        assert (record["height"], record["width"]) == (image["height"], image["width"])
+        expected = [(category[a["category_id"]], a["bbox"], a["segmentation"])
+                    for a in coco["annotations"] if a["image_id"] == image["id"]]
+        got = [(a["category_id"], a["bbox"], a["segmentation"]) for a in record["annotations"]]
+        def canonical(anns):
+            return sorted(json.dumps(a, sort_keys=True) for a in anns)
+        assert canonical(got) == canonical(expected)
+        seen.append(record["image_id"])
+    assert sorted(seen) == sorted(images)
 
 
 def write_jpeg(path, size, colour):
@@ -433,8 +519,10 @@ def test_ade20k_source_and_sem_seg_mapping(tmp_path):
 
 def test_urls_brace_patterns_pipe_and_file(data):
     directory = os.path.dirname(data["inst"])
-    assert expand_urls("a-{000..002}.tar") == ["a-000.tar", "a-001.tar", "a-002.tar"]
-    assert expand_urls(["x{a,b}", "y"]) == ["xa", "xb", "y"]
+    def urls(spec):
+        return [s.url for s in ShardSet.from_urls(spec).shards]
+    assert urls("a-{000..002}.tar") == ["a-000.tar", "a-001.tar", "a-002.tar"]
+    assert urls(["x{a,b}", "y"]) == ["xa", "xb", "y"]
     pattern = os.path.join(directory, "shapes_instances_val-{000000..000003}.tar")
     by_path = shard_dataset("t_urls", urls=pattern, task="instances",
                             classes=["circle", "square", "triangle"])
@@ -462,16 +550,16 @@ def test_memfs_serves_bytes_only_while_mapping():
         PathManager.open("shard://s.tar/k.png", "rb")
 
 
-def test_tar_members_are_reproducible(tmp_path):
-    def write(path):
-        with open(path, "wb") as f:
-            writer = TarSampleWriter(f)
-            writer.write("00000001", {"json": b"{}", "png": b"x"})
-            writer.close()
-        return open(path, "rb").read()
-    assert write(tmp_path / "a.tar") == write(tmp_path / "b.tar")
-    with tarfile.open(tmp_path / "a.tar") as archive:
-        assert archive.getnames() == ["00000001.json", "00000001.png"]
+def test_tar_members_are_reproducible(data, tmp_path):
+    """The same source written again (later, elsewhere) gives byte-identical tars."""
+    first = json.load(open(data["cls"]))
+    file_dicts(data, "shapes_cls_val", N_CLS)  # registers the fixture's set
+    again = write_shards(catalog_source("shapes_cls_val"), str(tmp_path), shard_size=3,
+                         prefix="shapes_cls_val", progress=False)
+    assert [s["sha256"] for s in again["shards"]] == [s["sha256"] for s in first["shards"]]
+    with tarfile.open(tmp_path / again["shards"][0]["name"]) as archive:
+        assert archive.getnames() == ["00000000.json", "00000000.png", "00000001.json",
+                                      "00000001.png", "00000002.json", "00000002.png"]
 
 
 def test_every_stream_config_loads_and_a_missing_manifest_says_how_to_write_it(tmp_path,
@@ -515,7 +603,7 @@ def test_manifest_shard_name_cannot_run_a_command_or_leave_the_directory(copy_of
 
 
 def test_shard_url_quotes_names_in_pipe_commands():
-    from mona_scale.data.shards.tario import shard_url
+    from mona_scale.data.shards.manifest import shard_url
     assert shard_url("pipe:aws s3 cp s3://b/{name} -", "coco-000001.tar") == \
         "pipe:aws s3 cp s3://b/coco-000001.tar -"
     for bad in ["a b.tar", "$(reboot).tar", "x.tar`id`", "x|y", "-rf", "", "a/b.tar", 7]:

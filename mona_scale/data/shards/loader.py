@@ -8,13 +8,15 @@ train / test loaders, which run in the main process around a torch ``DataLoader`
 
 (``configs/common/data/stream.py`` builds these nodes from a file-based config.)
 
-Exact resume: the trainer counts the batches it drew from the train loader on this rank
-and, after a restart, calls ``loader.resume_from(batches)`` before the first ``iter()``;
-the stream then yields exactly the batches an uninterrupted run would have yielded next
-(same seed, world size and workers). Aspect-ratio grouping happens inside each stream
-before batches leave the worker, so the DataLoader's round-robin keeps positions exact.
-One case shifts later positions by a batch: a batch whose samples are *all* undecodable is
-skipped (and logged); a batch with some undecodable samples is yielded smaller instead.
+Exact resume: the train loader's position is loader state, with the protocol of torchdata's
+``StatefulDataLoader``: ``state_dict()`` (this rank's batches consumed, seed, streams per
+rank, world size) is saved with a checkpoint and ``load_state_dict(state)``, called before
+the first ``iter()``, makes the stream yield exactly the batches an uninterrupted run would
+have yielded next, with any number of DataLoader workers that divides the saved stream
+count (see :mod:`.reader`). Aspect-ratio grouping happens inside each stream before batches
+leave the worker, so the DataLoader's round-robin keeps positions exact. A batch whose
+samples are *all* undecodable is skipped (and logged) but still counted in the position.
+A state saved by another world size continues a re-sharded order (with a warning).
 
 Corrupt data: :meth:`StreamingLoader.stats` returns ``data/samples_seen``,
 ``data/corrupt_samples`` and ``data/corrupt_{truncated,invalid,undecodable}`` (this
@@ -128,21 +130,59 @@ class StreamingLoader:
         self.stream, self.num_workers, self.prefix = stream, num_workers, prefix
         what = "training stream" if stream.training else "evaluation stream"
         self.counts = CorruptCounts(budget, f"{what} on rank {stream.rank}")
-        self.position = 0  # batches yielded, counting those skipped by resume_from
+        self.position = 0  # stream batches consumed (resumed from, yielded or skipped)
         self._started = False
 
-    def resume_from(self, batches: int) -> None:
-        """Continue after the first ``batches`` batches this rank would have drawn.
+    def state_dict(self) -> dict:
+        """This rank's position in its stream (torchdata's ``StatefulDataLoader`` protocol).
 
-        Call before the first ``iter()``. Training streams only.
+        Returns:
+            ``{"batches", "seed", "streams", "world_size"}``: batches consumed (yielded,
+            or skipped because every sample was undecodable), and what they depend on.
+        """
+        return {"batches": self.position, "seed": self.stream.seed,
+                "streams": self.stream.streams, "world_size": self.stream.world_size}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue where the loader that saved ``state`` (:meth:`state_dict`) stopped.
+
+        Call before the first ``iter()``; training streams only. The saved seed and stream
+        count are adopted (the order depends on them, not on the workers); a stream count
+        this loader's workers cannot serve, or another world size, continues at the same
+        batch count in a re-sharded order, with a warning.
+
+        Args:
+            state: a :meth:`state_dict` of this rank (or of rank 0 of another world size).
         """
         if not self.stream.training:
-            raise ValueError("resume_from is for training streams")
+            raise ValueError("load_state_dict is for training streams")
         if self._started:
-            raise RuntimeError("resume_from must be called before iterating the loader")
-        if batches < 0:
-            raise ValueError(f"batches must be >= 0, got {batches}")
-        self.position = batches
+            raise RuntimeError("load_state_dict must be called before iterating the loader")
+        if not isinstance(state.get("batches"), int) or state["batches"] < 0:
+            raise ValueError(f"loader state needs a non-negative int 'batches': {state}")
+        saved_world = state.get("world_size", self.stream.world_size)
+        if saved_world != self.stream.world_size:
+            logger.warning(f"loader state saved by {saved_world} rank(s), loaded by "
+                           f"{self.stream.world_size}: the stream continues at batch "
+                           f"{state['batches']} of a re-sharded order")
+        else:
+            self.stream.seed = int(state.get("seed", self.stream.seed))
+            try:
+                self.stream.streams = self.stream.check_streams(
+                    state.get("streams", self.stream.streams))
+            except ValueError as e:
+                logger.warning(f"the stream continues at batch {state['batches']} of a "
+                               f"re-sharded order ({self.stream.streams} streams): {e}")
+        self.position = state["batches"]
+
+    def resume_from(self, batches: int) -> None:
+        """Continue after the first ``batches`` batches this rank would have drawn (same
+        seed, world size and streams); :meth:`load_state_dict` with only ``batches``.
+
+        Args:
+            batches: batches drawn before.
+        """
+        self.load_state_dict({"batches": batches})
 
     def stats(self) -> dict[str, float]:
         """Cumulative samples seen and corrupt counts of this rank (metric name -> value)."""
@@ -151,8 +191,8 @@ class StreamingLoader:
     def __len__(self) -> int:
         if self.stream.training:
             raise TypeError("a training stream is infinite")
-        shards = [s for w in range(self.stream.workers)
-                  for s in self.stream.stream_shards(self.stream.rank, w)]
+        shards = [s for v in range(self.stream.streams)
+                  for s in self.stream.stream_shards(self.stream.rank, v)]
         if any(s.samples is None for s in shards):
             raise TypeError("the number of samples is unknown without a manifest")
         return sum(s.samples for s in shards)
@@ -181,8 +221,7 @@ class StreamingLoader:
             if self.stream.training:
                 self.position += 1
                 if not batch:  # every sample of the batch was undecodable (logged)
-                    logger.warning("skipping a batch whose samples were all undecodable; a "
-                                   "resume at a later position will be one batch off")
+                    logger.warning("skipping a batch whose samples were all undecodable")
                     continue
             yield batch
         if not self.stream.training:
@@ -201,7 +240,7 @@ def build_stream_train_loader(dataset: ShardSet, mapper, total_batch_size: int, 
                               num_workers: int = 0, seed: int = 0, shuffle_buffer: int = 256,
                               aspect_ratio_grouping: bool = True, filter_empty: bool = True,
                               segment_samples: int = 8192, corrupt_budget: float = 0.001,
-                              rank: int | None = None,
+                              streams: int | None = None, rank: int | None = None,
                               world_size: int | None = None) -> StreamingLoader:
     """An infinite, resumable training stream (the streaming ``dataloader.train``).
 
@@ -215,7 +254,12 @@ def build_stream_train_loader(dataset: ShardSet, mapper, total_batch_size: int, 
         shuffle_buffer, aspect_ratio_grouping, filter_empty, segment_samples: see
             :class:`~.reader.ShardStream`.
         corrupt_budget: allowed corrupt fraction of samples seen (default 0.1 %).
+        streams: streams per rank (default ``max(1, num_workers)``): the batches depend
+            on it, not on ``num_workers`` (which must divide it).
         rank, world_size: default detectron2's ``comm`` values.
+
+    Returns:
+        The loader.
     """
     rank, world_size = _rank_world(rank, world_size)
     batch_size = check_batch_fits_world(total_batch_size, world_size, comm.get_local_size())
@@ -225,7 +269,7 @@ def build_stream_train_loader(dataset: ShardSet, mapper, total_batch_size: int, 
                          shuffle_buffer=shuffle_buffer,
                          aspect_ratio_grouping=aspect_ratio_grouping,
                          filter_empty=filter_empty, segment_samples=segment_samples,
-                         budget=corrupt_budget)
+                         budget=corrupt_budget, streams=streams)
     return StreamingLoader(stream, num_workers, corrupt_budget, "data/")
 
 

@@ -3,29 +3,96 @@ of one or more shard sets (:class:`ShardSet`).
 
 A manifest records the task, class names, dataset metadata (e.g. COCO's category id
 mapping), the source it came from, and per shard: file name, sample count, byte size,
-sha256, the source index range it covers and the source samples skipped there.
+sha256, the source index range it covers and the source samples skipped there. Plain
+webdataset has no such record; the sample counts are what tell a complete shard from one cut
+at a member boundary, and what makes an evaluation pass countable.
+
+Locations are opened with webdataset's ``gopen`` (local paths, ``file://``, ``pipe:<shell
+command>``, ``http(s)://`` through curl, and any scheme registered in
+``webdataset.gopen.gopen_schemes``). Shard names read from a manifest are data, not
+commands: :func:`shard_url` accepts only plain file names (no shell metacharacters, no path
+separators) and shell-quotes them (``shlex.quote``) before they become part of a ``pipe:``
+command. Messages show locations with credentials redacted (:func:`mona_scale.redact.redact`).
 """
 from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 from dataclasses import dataclass, field
 
+from mona_scale.atomic_io import atomic_write
 from mona_scale.redact import redact
 
-from ..cls_readers import datasets_root
-from .tario import expand_urls, join_url, open_url, shard_url
+from webdataset.gopen import gopen
+from webdataset.shardlists import expand_urls
 
-__all__ = ["FORMAT", "ShardInfo", "ShardSet", "read_manifest", "write_manifest"]
+from ..cls_readers import datasets_root
+
+__all__ = ["FORMAT", "MANIFEST", "SHARD_NAME", "ShardInfo", "ShardSet", "read_manifest",
+           "write_manifest", "check_shard_name", "shard_url"]
 
 FORMAT = "mona_scale.shards/1"
 MANIFEST = "manifest.json"
+#: what a shard's file name in a manifest may be: letters, digits, ``.``, ``_``, ``-``, ``+``
+SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$")
+
+
+def check_shard_name(name, where: str = "manifest") -> str:
+    """``name`` if it is a plain shard file name (:data:`SHARD_NAME`), else ``ValueError``
+    naming it: a manifest must not smuggle a shell command or another path in.
+
+    Args:
+        name: a shard name from a manifest.
+        where: the manifest, for the message.
+
+    Returns:
+        ``name``.
+    """
+    if not isinstance(name, str) or not SHARD_NAME.match(name) or ".." in name:
+        raise ValueError(f"{redact(where)}: shard name {name!r} is not a plain file name "
+                         f"(letters, digits, '.', '_', '-', '+'; no '..'): refusing to build a "
+                         f"path or pipe: command from it")
+    return name
+
+
+def shard_url(template: str, name: str, where: str = "manifest") -> str:
+    """A shard's URL from ``url_template`` (``{name}`` is its file name): the name is
+    checked (:func:`check_shard_name`) and, in a ``pipe:`` command, shell-quoted.
+
+    Args:
+        template: e.g. ``pipe:aws s3 cp s3://bucket/coco/{name} -``.
+        name: the shard's name in the manifest.
+        where: the manifest, for messages.
+
+    Returns:
+        The URL.
+    """
+    name = check_shard_name(name, where)
+    if template.startswith("pipe:"):
+        return template.replace("{name}", shlex.quote(name))
+    return template.replace("{name}", name)
+
+
+def _local(url: str) -> str | None:
+    """The local path of ``url``, or None for a pipe: command or a remote URL."""
+    if url.startswith("file://"):
+        return url[len("file://"):]
+    return None if re.match(r"^[a-z][a-z0-9+.-]*:", url) else url
 
 
 def read_manifest(url: str) -> dict:
-    """Read a manifest from a path, ``file://`` URL or ``pipe:`` command, or a directory
-    holding ``manifest.json``."""
-    local = None if url.startswith("pipe:") else url.removeprefix("file://")
+    """Read a manifest.
+
+    Args:
+        url: a path, a directory holding ``manifest.json``, or any URL webdataset's
+            ``gopen`` opens (``file://``, ``pipe:``, ``https://``, ...).
+
+    Returns:
+        The manifest.
+    """
+    local = _local(url)
     if local is not None and os.path.isdir(local):
         url = local = os.path.join(local, MANIFEST)
     if local is not None and not os.path.exists(local):
@@ -33,7 +100,7 @@ def read_manifest(url: str) -> dict:
                                 f"`mona-shards <layout> ... --out <dir>` (see mona-shards "
                                 f"--help); relative config paths are under "
                                 f"$DETECTRON2_DATASETS (default ./datasets)")
-    with open_url(url) as f:
+    with gopen(url, "rb") as f:
         manifest = json.loads(f.read())
     if manifest.get("format") != FORMAT:
         raise ValueError(f"{redact(url)} is not a mona_scale shard manifest (format "
@@ -42,15 +109,13 @@ def read_manifest(url: str) -> dict:
 
 
 def write_manifest(path: str, manifest: dict) -> None:
-    """Write ``manifest`` to ``path`` atomically (temporary file, then rename)."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
+    """Write ``manifest`` to ``path`` atomically (:func:`mona_scale.atomic_io.atomic_write`)."""
+    with atomic_write(path) as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
 
 
 def _resolve(location: str) -> str:
-    if location.startswith(("pipe:", "file://")) or os.path.isabs(location):
+    if _local(location) is None or location.startswith("file://") or os.path.isabs(location):
         return location
     return os.path.join(datasets_root(), location)
 
@@ -85,29 +150,39 @@ class ShardSet:
         """Shards of one or more manifests (e.g. VOC 2007 + 2012 trainval).
 
         Args:
-            manifests: manifest locations (path, directory, ``file://`` or ``pipe:``);
-                relative paths are under ``$DETECTRON2_DATASETS`` (default ``./datasets``),
-                as detectron2's builtin datasets.
+            manifests: manifest locations (path, directory or URL); relative paths are
+                under ``$DETECTRON2_DATASETS`` (default ``./datasets``), as detectron2's
+                builtin datasets.
             url_template: shard URL with ``{name}`` for the shard file name, e.g.
-                ``pipe:aws s3 cp s3://bucket/coco/{name} -``; default: next to the manifest.
+                ``pipe:aws s3 cp s3://bucket/coco/{name} -``; default: next to the manifest
+                (needed for a manifest read through ``pipe:``).
+
+        Returns:
+            The shard set.
         """
         manifests = [manifests] if isinstance(manifests, str) else list(manifests)
         shards, tasks, classes, metadata = [], set(), None, {}
         for location in map(_resolve, manifests):
             manifest = read_manifest(location)
             if not manifest.get("complete"):
-                raise ValueError(f"{redact(location)}: the shard set is incomplete (its writer did "
-                                 f"not finish); re-run mona-shards to complete it")
+                raise ValueError(f"{redact(location)}: the shard set is incomplete (its writer "
+                                 f"did not finish); re-run mona-shards to complete it")
             if classes is not None and manifest["classes"] != classes:
                 raise ValueError(f"{redact(location)}: classes differ from the other "
                                  f"manifests'")
             classes, metadata = manifest["classes"], {**manifest.get("metadata", {}), **metadata}
             tasks.add(manifest["task"])
-            base = location if not os.path.isdir(location) else os.path.join(location, MANIFEST)
+            if url_template is None and location.startswith("pipe:"):
+                raise ValueError("shards of a manifest read through pipe: need url_template "
+                                 "(e.g. 'pipe:aws s3 cp s3://bucket/coco/{name} -')")
+            local = _local(location)
+            base = (os.path.join(location, MANIFEST) if local and os.path.isdir(local)
+                    else location)
             for shard in manifest["shards"]:
-                url = (shard_url(url_template, shard["name"], location) if url_template
-                       else join_url(base, shard["name"]))
-                shards.append(ShardInfo(shard["name"], url, shard["samples"]))
+                name = check_shard_name(shard["name"], location)
+                url = (shard_url(url_template, name, location) if url_template
+                       else os.path.join(os.path.dirname(base), name))
+                shards.append(ShardInfo(name, url, shard["samples"]))
         if len(tasks) > 1:
             raise ValueError(f"manifests of different tasks {sorted(tasks)}: "
                              f"{redact(manifests)}")
@@ -116,12 +191,25 @@ class ShardSet:
     @classmethod
     def from_urls(cls, urls: str | list[str], task: str = "unknown",
                   classes: list[str] | None = None) -> ShardSet:
-        """Shards from URLs or brace patterns (``/data/coco-{000000..000127}.tar``)."""
+        """Shards from URLs or brace patterns (``/data/coco-{000000..000127}.tar``),
+        expanded by webdataset (:func:`webdataset.shardlists.expand_urls`).
+
+        Args:
+            urls: a URL pattern or a list of them.
+            task: ``instances``, ``sem_seg`` or ``classification``.
+            classes: class names.
+
+        Returns:
+            The shard set (without sample counts).
+        """
+        urls = [u for pattern in ([urls] if isinstance(urls, str) else urls)
+                for u in expand_urls(pattern)]
         shards = [ShardInfo(redact(os.path.basename(u.split()[-1]) or u), u)
-                  for u in expand_urls(urls)]  # the name is logged: no credentials in it
+                  for u in urls]  # the name is logged: no credentials in it
         return cls(shards, task, list(classes or []))
 
     @property
     def num_samples(self) -> int | None:
+        """Samples of all shards, or None when a count is unknown."""
         counts = [s.samples for s in self.shards]
         return None if None in counts else sum(counts)

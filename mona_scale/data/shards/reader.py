@@ -1,25 +1,33 @@
 """The streaming dataset: shards -> detectron2 dataset dicts -> the task's mapper.
 
-Shards are split by rank and DataLoader worker: stream ``g = rank * W + worker`` (``W`` =
-workers per rank, at least 1) reads ``shards[g::world_size * W]``; fewer shards than
-streams is an error.
+Tars are read with webdataset's own pieces: ``gopen`` opens the URL (path, ``file://``,
+``pipe:``, ``http(s)://``, registered schemes), ``tar_file_expander`` / ``group_by_keys``
+turn members into samples, ``ResampledShards`` draws training shards with replacement and
+``webdataset.shuffle`` shuffles samples. What webdataset does not do is here: counting
+every corrupt or lost sample against a budget (:mod:`.budget`), telling a shard cut at a
+member boundary or a failing ``pipe:`` command from a complete shard (manifest counts, exit
+status), and an order that is a function of the sample position, so a stream resumes exactly.
 
-**Evaluation** (``training=False``): each stream reads its shards once, in order, and
-yields ``[mapped]`` lists (batch 1, like detectron2's test loader): together the streams
-of all ranks cover every sample exactly once.
+Shards are split by rank and *stream*: stream ``g = rank * V + v`` (``V`` streams per rank)
+reads ``shards[g::world_size * V]``; fewer shards than streams is an error. ``V`` defaults
+to the number of DataLoader workers (at least 1); each worker serves ``V / W`` streams, so
+``W`` must divide ``V``, and the same ``V`` read by any such ``W`` gives the same batches.
+Batch ``i`` of a rank is batch ``i // V`` of stream ``i % V``.
+
+**Evaluation** (``training=False``): one stream per worker reads its shards once, in order,
+and yields ``[mapped]`` lists (batch 1, like detectron2's test loader): together the
+streams of all ranks cover every sample exactly once.
 
 **Training**: each stream is infinite and organised in *restarts* of ``segment_batches``
-batches (``segment_samples // batch_size``). Restart ``r`` of stream ``(rank, worker)``
-draws shards with replacement from the stream's shards, passes samples through a shuffle
-buffer and groups them into batches of ``batch_size`` (by aspect ratio, ``width > height``
-from the annotations, when ``aspect_ratio_grouping``), all from a generator seeded by
-``(seed, rank, worker, r)``; each sample's mapper call runs with python/numpy/torch RNGs
-seeded by its position, so the augmentations too are a function of ``(seed, rank, worker,
-position)``. A stream resumed after ``n`` batches starts restart ``n // segment_batches``
-and skips ``n % segment_batches`` batches by reading their samples without decoding or
-mapping them. The shuffle buffer restarts with each restart (what is left in it is not
-used), so a restart costs at most ``shuffle_buffer`` extra reads and a resume at most
-``segment_samples``.
+batches (``segment_samples // batch_size``). Restart ``r`` of stream ``(rank, v)`` draws
+shards with replacement, shuffles samples through a buffer and groups them into batches of
+``batch_size`` (by aspect ratio, ``width > height`` from the annotations, when
+``aspect_ratio_grouping``), all seeded by ``(seed, rank, v, r)``; each sample's mapper call
+runs with python/numpy/torch RNGs seeded by its position, so the augmentations too are a
+function of ``(seed, rank, v, position)``. A stream resumed after ``n`` batches starts
+restart ``n // segment_batches`` and skips ``n % segment_batches`` batches by reading their
+samples without decoding or mapping them, so a resume reads at most ``segment_samples``
+(plus the shuffle buffer) extra samples.
 
 Every item a stream yields is ``(batch, counts)``: the batch (``None`` for a final
 counts-only item) and the corrupt-data counts since the previous item
@@ -33,26 +41,78 @@ from collections.abc import Iterator
 
 from mona_scale.redact import redact
 
+import webdataset as wds
 from torch.utils.data import IterableDataset, get_worker_info
+from webdataset.gopen import Pipe, set_options
+from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from ..rng import derive_seed, seeded
 from .budget import CorruptCounts, CorruptDataError
 from .manifest import ShardInfo, ShardSet
 from .memfs import serving
 from .sample import InvalidSample, RawSample, decode_sample
-from .tario import TruncatedShard, read_samples
 
-__all__ = ["ShardStream", "derive_seed", "read_shard"]
+__all__ = ["ShardStream", "read_tar", "read_shard"]
+
+
+class TruncatedShard(Exception):
+    """A tar stream ended or broke in the middle; ``complete`` samples were read before."""
+
+
+def _members(stream, url: str) -> Iterator[dict]:
+    """The tar's members (webdataset's ``tar_file_expander``); at the end, the stream is
+    closed and a ``pipe:`` command's exit status checked, before the last sample counts."""
+    with contextlib.closing(stream):
+        set_options(stream, ignore_errors=True)  # checked here, not in the middle of a read
+        yield from tar_file_expander([{"url": url, "stream": stream}], eof_value=None)
+    if isinstance(stream, Pipe) and stream.status not in stream.ignore_status:
+        raise OSError(f"{url} exited with status {stream.status}")
+
+
+def read_tar(url: str) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """``(key, {ext: bytes})`` for each sample of the tar at ``url`` (webdataset's
+    ``gopen``, ``tar_file_expander`` and ``group_by_keys``).
+
+    Args:
+        url: anything webdataset's ``gopen`` opens.
+
+    Returns:
+        An iterator over the samples.
+
+    Raises:
+        TruncatedShard: after the complete samples (a sample cut short, or the last one of
+            a failing ``pipe:`` command, is not yielded), naming the (redacted) URL, the
+            count read and the cause.
+    """
+    count, done = 0, None
+    try:
+        for sample in group_by_keys(_members(wds.gopen(url, "rb"), url)):
+            yield sample["__key__"], {k: v for k, v in sample.items() if not k.startswith("__")}
+            count, done = count + 1, sample["__key__"]
+    except Exception as e:  # tarfile, OSError, gopen's ValueError: anything breaks a shard
+        cause = (e.args[0].split(" @ ")[0] if e.args and isinstance(e.args[0], str)
+                 else f"{type(e).__name__}: {e}")
+        raise TruncatedShard(f"shard {redact(url)} is truncated or corrupt after {count} "
+                             f"samples (last complete key {done!r}): {redact(cause)}") from e
 
 
 def read_shard(shard: ShardInfo, counts: CorruptCounts,
                num_classes: int | None = None) -> Iterator[RawSample]:
     """Valid samples of one shard; invalid ones and those lost to truncation are counted
     (and logged) in ``counts``, never dropped silently. A tar cut at a member boundary
-    reads like a complete one: the manifest's sample count tells them apart."""
+    reads like a complete one: the manifest's sample count tells them apart.
+
+    Args:
+        shard: the shard.
+        counts: where corrupt samples are counted.
+        num_classes: for validating category ids and labels.
+
+    Returns:
+        An iterator over the shard's valid samples.
+    """
     read = 0
     try:
-        for key, files in read_samples(shard.url):
+        for key, files in read_tar(shard.url):
             read += 1
             counts.add_seen()
             try:
@@ -90,6 +150,8 @@ class ShardStream(IterableDataset):
         seed: base seed (non-negative).
         rank, world_size: this process's rank and the number of ranks.
         num_workers: DataLoader workers per rank (0 = read in the main process).
+        streams: training streams per rank (default ``max(1, num_workers)``); a multiple
+            of the workers. The batches depend on it, not on the workers.
         shuffle_buffer: samples held for shuffling, per stream (training).
         aspect_ratio_grouping: batch landscape and portrait images separately (training).
         filter_empty: skip images without non-crowd instances (training, detection).
@@ -100,9 +162,9 @@ class ShardStream(IterableDataset):
 
     def __init__(self, shards: ShardSet, mapper=None, *, training: bool, batch_size: int = 1,
                  seed: int = 0, rank: int = 0, world_size: int = 1, num_workers: int = 0,
-                 shuffle_buffer: int = 256, aspect_ratio_grouping: bool = True,
-                 filter_empty: bool = True, segment_samples: int = 8192,
-                 budget: float = 0.001):
+                 streams: int | None = None, shuffle_buffer: int = 256,
+                 aspect_ratio_grouping: bool = True, filter_empty: bool = True,
+                 segment_samples: int = 8192, budget: float = 0.001):
         self.shards, self.mapper, self.training = shards, mapper, training
         self.batch_size, self.seed = batch_size, seed
         self.rank, self.world_size, self.workers = rank, world_size, max(1, num_workers)
@@ -116,30 +178,39 @@ class ShardStream(IterableDataset):
             raise ValueError("batch_size, segment_samples and shuffle_buffer must be >= 1")
         if seed < 0:
             raise ValueError(f"the stream's seed must be >= 0, got {seed}")
-        streams = world_size * self.workers
-        if len(shards.shards) < streams:
+        self.streams = self.check_streams(streams if training and streams else self.workers)
+
+    def check_streams(self, streams: int) -> int:
+        """``streams`` if this rank's workers can serve that many streams from the shards.
+
+        Args:
+            streams: streams per rank.
+
+        Returns:
+            ``streams``; else ``ValueError`` saying what to change.
+        """
+        total = self.world_size * streams
+        if streams < 1 or streams % self.workers:
+            raise ValueError(f"{streams} stream(s) per rank cannot be split over "
+                             f"{self.workers} DataLoader worker(s): use a multiple")
+        if len(self.shards.shards) < total:
             raise ValueError(
-                f"{len(shards.shards)} shard(s) for {world_size} rank(s) x {self.workers} "
-                f"worker(s) = {streams} streams: every stream needs at least one shard. "
-                f"Write smaller shards (mona-shards --shard-size) or use fewer workers.")
+                f"{len(self.shards.shards)} shard(s) for {self.world_size} rank(s) x "
+                f"{streams} {'stream' if streams != self.workers else 'worker'}(s) = {total} "
+                f"streams: every stream needs at least one shard. Write smaller shards "
+                f"(mona-shards --shard-size) or use fewer workers.")
+        return streams
 
-    def stream_shards(self, rank: int, worker: int) -> list[ShardInfo]:
-        """The shards read by ``worker`` of ``rank``."""
-        return self.shards.shards[rank * self.workers + worker::self.world_size * self.workers]
-
-    def _logical_worker(self) -> int:
-        """The DataLoader interleaves workers round-robin from worker 0; after ``start``
-        batches the next one belongs to stream ``start % W``, so worker ids rotate."""
-        info = get_worker_info()
-        return ((info.id if info is not None else 0) + self.start) % self.workers
+    def stream_shards(self, rank: int, stream: int) -> list[ShardInfo]:
+        """The shards read by ``stream`` of ``rank``."""
+        return self.shards.shards[rank * self.streams + stream::self.world_size * self.streams]
 
     def __iter__(self):
-        worker = self._logical_worker()
-        shards = self.stream_shards(self.rank, worker)
+        info = get_worker_info()
+        worker = info.id if info is not None else 0
         if not self.training:
-            return self._evaluation(shards)
-        drawn = (self.start - worker + self.workers - 1) // self.workers
-        return self._training(worker, shards, drawn)
+            return self._evaluation(self.stream_shards(self.rank, worker))
+        return self._worker_batches(worker)
 
     # ------------------------------------------------------------------ evaluation
     def _evaluation(self, shards: list[ShardInfo]):
@@ -152,32 +223,46 @@ class ShardStream(IterableDataset):
         yield None, counts.delta()
 
     # ------------------------------------------------------------------ training
-    def _training(self, worker: int, shards: list[ShardInfo], drawn: int):
-        counts = CorruptCounts(self.budget, f"training stream (rank {self.rank}, worker "
-                                            f"{worker})")
+    def _worker_batches(self, worker: int):
+        """The DataLoader takes batches from its workers round-robin, so worker ``w``
+        serves this rank's batches ``start + w + k * W``, each from stream ``i % V``."""
+        streams, index = {}, self.start + worker
+        while True:
+            stream = index % self.streams
+            if stream not in streams:
+                drawn = (self.start - stream + self.streams - 1) // self.streams
+                streams[stream] = self._training(stream, drawn)
+            yield next(streams[stream])
+            index += self.workers
+
+    def _training(self, stream: int, drawn: int):
+        shards = self.stream_shards(self.rank, stream)
+        counts = CorruptCounts(self.budget, f"training stream (rank {self.rank}, stream "
+                                            f"{stream})")
         restart, skip = divmod(drawn, self.segment_batches)
         while True:
-            rng = random.Random(derive_seed(self.seed, self.rank, worker, restart))
-            batches = self._raw_batches(rng, shards, counts)
+            ids = (self.seed, self.rank, stream, restart)
+            batches = self._raw_batches(ids, shards, counts)
             for index in range(self.segment_batches):
                 raw = next(batches)
                 if index < skip:
                     continue  # resume: read, but neither decode nor map
-                ids = (self.seed, self.rank, worker, restart, index)
                 batch = [m for j, s in enumerate(raw)
-                         if (m := self._map(s, derive_seed(*ids, j), counts)) is not None]
+                         if (m := self._map(s, derive_seed(*ids, index, j), counts)) is not None]
                 yield batch, counts.delta()
             batches.close()
             restart, skip = restart + 1, 0
 
-    def _samples(self, rng: random.Random, shards: list[ShardInfo],
+    def _samples(self, seed: int, shards: list[ShardInfo],
                  counts: CorruptCounts) -> Iterator[RawSample]:
-        """Samples of shards drawn with replacement, forever."""
+        """Samples of shards drawn with replacement (webdataset's ``ResampledShards``)."""
+        by_url = {s.url: s for s in shards}
+        picks = wds.ResampledShards(list(by_url), seed=seed, worker_seed=lambda: 0,
+                                    deterministic=True)
         barren = 0
-        while True:
-            shard = rng.choice(shards)
+        for pick in picks:
             usable = False
-            for sample in read_shard(shard, counts, self.num_classes):
+            for sample in read_shard(by_url[pick["url"]], counts, self.num_classes):
                 if not self.filter_empty or _has_instances(sample):
                     usable = True
                     yield sample
@@ -188,15 +273,12 @@ class ShardStream(IterableDataset):
                     f"(valid{', with instances' if self.filter_empty else ''}) from shards "
                     f"{[s.name for s in shards]}; see the corrupt-data log lines")
 
-    def _raw_batches(self, rng: random.Random, shards: list[ShardInfo],
+    def _raw_batches(self, ids: tuple[int, ...], shards: list[ShardInfo],
                      counts: CorruptCounts) -> Iterator[list[RawSample]]:
-        buffer, buckets = [], {}
-        for sample in self._samples(rng, shards, counts):
-            if len(buffer) < self.shuffle_buffer:  # filling
-                buffer.append(sample)
-                continue
-            k = rng.randrange(len(buffer))
-            sample, buffer[k] = buffer[k], sample
+        samples = self._samples(derive_seed(*ids, 0), shards, counts)
+        rng = random.Random(derive_seed(*ids, 1))
+        buckets = {}
+        for sample in wds.shuffle(self.shuffle_buffer, self.shuffle_buffer, rng=rng)(samples):
             size = sample.size() if self.aspect_ratio_grouping else None
             group = buckets.setdefault(bool(size and size[1] > size[0]), [])
             group.append(sample)

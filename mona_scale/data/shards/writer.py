@@ -1,9 +1,12 @@
 """Write a :class:`~.sources.Source` as webdataset tar shards plus ``manifest.json``.
 
 Sample ``i`` of the source goes to shard ``i // shard_size``, so shard contents do not
-depend on which samples were skipped elsewhere. Each shard is written to a ``.partial``
-file, hashed and renamed; then the manifest (``complete: false`` until the last shard) is
-rewritten atomically. Re-running with the same source and shard size keeps every finished
+depend on which samples were skipped elsewhere (webdataset's ``ShardWriter`` starts a new
+shard after a count of *written* samples, which a resumed or parallel writer cannot know).
+Each shard is written by webdataset's ``TarWriter`` (fixed mtime: same input, same bytes)
+to a temporary name and published atomically (:mod:`mona_scale.atomic_io`), then the
+manifest (``complete: false`` until the last shard) is rewritten atomically. Re-running with
+the same source and shard size keeps every finished
 shard whose size and sha256 match, and rewrites the rest. Shards can be written by several
 processes at once (``workers``).
 """
@@ -15,6 +18,9 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
+from mona_scale.atomic_io import atomic_path, remove_stale_temps
+
+import webdataset as wds
 from detectron2.utils.file_io import PathManager
 from tqdm import tqdm
 
@@ -22,7 +28,6 @@ from .budget import CorruptCounts
 from .manifest import FORMAT, MANIFEST, read_manifest, write_manifest
 from .sample import InvalidSample, check_image, encode_sample, validate_record
 from .sources import Source
-from .tario import TarSampleWriter
 
 __all__ = ["write_shards", "sha256_file"]
 
@@ -30,11 +35,9 @@ logger = logging.getLogger("mona_scale.data.shards")
 
 
 def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
+    """The hex sha256 of the file at ``path``."""
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _fingerprint(source: Source, shard_size: int, prefix: str) -> dict:
@@ -113,6 +116,7 @@ def write_shards(source: Source, out_dir: str, shard_size: int = 1000,
     if not source.dicts:
         raise ValueError(f"source {source.name!r} has no samples")
     os.makedirs(out_dir, exist_ok=True)
+    remove_stale_temps(out_dir)  # shards of a killed run
     prefix = prefix or source.name
     manifest_path = os.path.join(out_dir, MANIFEST)
     fingerprint = _fingerprint(source, shard_size, prefix)
@@ -187,22 +191,19 @@ def _write_shard(source: Source, out_dir: str, name: str, index: int,
     """Write shard ``index``; invalid samples are listed in its ``skipped``."""
     start, stop = index * shard_size, min((index + 1) * shard_size, len(source.dicts))
     path = os.path.join(out_dir, name)
-    partial = f"{path}.partial"
     skipped, written = [], 0
-    with open(partial, "wb") as f:
-        writer = TarSampleWriter(f)
-        for i in range(start, stop):
-            record = source.dicts[i]
-            try:
-                members = _members(source, record)
-            except (InvalidSample, OSError) as e:
-                where = source.relative(record.get("file_name", "?"))
-                skipped.append({"index": i, "source": where, "reason": str(e)})
-            else:
-                writer.write(f"{i:08d}", members)
-                written += 1
-        writer.close()
-    digest, size = sha256_file(partial), os.path.getsize(partial)
-    os.replace(partial, path)
+    with atomic_path(path) as tmp:
+        with wds.TarWriter(tmp, encoder=False, mtime=0, user="", group="") as writer:
+            for i in range(start, stop):
+                record = source.dicts[i]
+                try:
+                    members = _members(source, record)
+                except (InvalidSample, OSError) as e:
+                    where = source.relative(record.get("file_name", "?"))
+                    skipped.append({"index": i, "source": where, "reason": str(e)})
+                else:
+                    writer.write({"__key__": f"{i:08d}", **members})
+                    written += 1
+        digest, size = sha256_file(tmp), os.path.getsize(tmp)
     return {"name": name, "samples": written, "bytes": size, "sha256": digest,
             "source_range": [start, stop], "skipped": skipped}
