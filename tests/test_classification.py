@@ -197,7 +197,8 @@ def test_random_resized_crop_and_center_crop():
         out = T.AugmentationList([RandomResizedCrop(32)])(aug := T.AugInput(image.copy()))
         assert aug.image.shape == (32, 32, 3) and out is not None
     crop = RandomResizedCrop(16, scale=(2.0, 3.0))  # impossible: falls back to a centre crop
-    assert crop._crop_box(60, 90) == (5, 0, 80, 60)  # widest allowed ratio 4:3
+    box = crop.get_transform(image).transforms[0]
+    assert (box.x0, box.y0, box.w, box.h) == (5, 0, 80, 60)  # widest allowed ratio 4:3
     aug = T.AugInput(image.copy())
     CenterCrop((20, 30))(aug)
     assert np.array_equal(aug.image, image[20:40, 30:60])
@@ -206,12 +207,38 @@ def test_random_resized_crop_and_center_crop():
     assert aug.image.shape == image.shape
 
 
+@pytest.mark.parametrize("hw, scale", [((60, 90), (0.08, 1.0)), ((97, 41), (0.5, 0.9)),
+                                       ((40, 200), (0.9, 1.0))])
+def test_random_resized_crop_is_torchvisions_with_an_opencv_resize(hw, scale):
+    """The crop boxes of torchvision's RandomResizedCrop for the same torch seed (incl. the
+    centre-crop fallback of the thin image), and its bilinear pixels up to OpenCV rounding."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import RandomResizedCrop as TorchvisionCrop
+
+    image = np.random.default_rng(1).integers(0, 255, (*hw, 3), dtype=np.uint8)
+    ours = RandomResizedCrop((24, 32), scale=scale)
+    theirs = TorchvisionCrop((24, 32), scale=scale, interpolation=InterpolationMode.BILINEAR,
+                             antialias=False)
+    chw = torch.from_numpy(image).permute(2, 0, 1)
+    for seed in range(12):
+        torch.manual_seed(seed)
+        transform = ours.get_transform(image)
+        torch.manual_seed(seed)
+        i, j, h, w = TorchvisionCrop.get_params(chw, list(scale), [3 / 4, 4 / 3])
+        box = transform.transforms[0]
+        assert (box.y0, box.x0, box.h, box.w) == (i, j, h, w)
+        torch.manual_seed(seed)
+        expected = theirs(chw).permute(1, 2, 0).numpy().astype(int)
+        out = transform.apply_image(image)
+        assert out.shape == (24, 32, 3) and np.abs(out.astype(int) - expected).max() <= 1
+
+
 @pytest.mark.parametrize("name, classes, images, lr", [
     ("flowers102", 102, 2040, 3.125e-5), ("oxford_pets", 37, 3680, 3.125e-5),
     ("voc07", 20, 5011, 1.5625e-5), ("voc07_multilabel", 20, 5011, 1.5625e-5)])
 def test_classification_paper_configs(name, classes, images, lr):
     from mona_scale.engine.config import load_config
-    from mona_scale.engine.defaults import find_backbone
+    from mona_scale.engine.model_protocol import find_backbone
 
     from detectron2.config import instantiate
 

@@ -3,11 +3,12 @@ use them): RandomResizedCrop 224 + flip for training; the short side resized to 
 centre crop of 224 for testing. Resizing is OpenCV bilinear, mmcls' default."""
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 from detectron2.data import transforms as T
+from torchvision import transforms as tv_transforms
 
 from .cv2_resize import Cv2ResizeTransform
 
@@ -15,9 +16,9 @@ __all__ = ["RandomResizedCrop", "ResizeShortSide", "CenterCrop"]
 
 
 class RandomResizedCrop(T.Augmentation):
-    """Crop a random area fraction and aspect ratio, then resize to ``size`` (mmcls' and
-    torchvision's ``RandomResizedCrop``: 10 attempts, then a centre crop clamped to the
-    ratio range).
+    """Crop a random area fraction and aspect ratio, then resize to ``size``: the crop box of
+    torchvision's ``RandomResizedCrop.get_params`` (10 attempts, then a centre crop clamped
+    to the ratio range; mmcls' sampler too), drawn from torch's RNG, resized with OpenCV.
 
     Args:
         size: output (height, width) or one int for a square.
@@ -33,29 +34,10 @@ class RandomResizedCrop(T.Augmentation):
         self.size = (size, size) if isinstance(size, int) else tuple(size)
         self.scale, self.ratio, self.interp = tuple(scale), tuple(ratio), interp
 
-    def _crop_box(self, h: int, w: int) -> tuple[int, int, int, int]:
-        """(x0, y0, width, height) of the crop."""
-        area = h * w
-        log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
-        for _ in range(10):
-            target = area * np.random.uniform(*self.scale)
-            aspect = math.exp(np.random.uniform(*log_ratio))
-            cw, ch = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
-            if 0 < cw <= w and 0 < ch <= h:
-                return (int(np.random.randint(0, w - cw + 1)),
-                        int(np.random.randint(0, h - ch + 1)), cw, ch)
-        aspect = w / h
-        if aspect < self.ratio[0]:
-            cw, ch = w, round(w / self.ratio[0])
-        elif aspect > self.ratio[1]:
-            cw, ch = round(h * self.ratio[1]), h
-        else:
-            cw, ch = w, h
-        return (w - cw) // 2, (h - ch) // 2, cw, ch
-
     def get_transform(self, image: np.ndarray) -> T.Transform:
         h, w = image.shape[:2]
-        x0, y0, cw, ch = self._crop_box(h, w)
+        y0, x0, ch, cw = tv_transforms.RandomResizedCrop.get_params(
+            torch.empty((h, w), dtype=torch.uint8), list(self.scale), list(self.ratio))
         return T.TransformList([T.CropTransform(x0, y0, cw, ch),
                                 Cv2ResizeTransform(ch, cw, *self.size, self.interp)])
 
