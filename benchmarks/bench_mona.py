@@ -84,7 +84,7 @@ def bench_fused(repeats: int, batch: int = 2) -> list[dict]:
 
 def run_step_worker(model: str, variant: str, steps: int, size: int, batch: int) -> dict:
     """Part 2, inside a fresh process: time and memory of one training-step variant."""
-    from mona_scale.backbones import build_swin
+    from mona_scale.modeling import build_swin
     torch.manual_seed(0)
     tuning, ckpt = STEP_VARIANTS[variant]
     backbone = build_swin(model, tuning, activation_checkpointing=ckpt, drop_path_rate=0.0)

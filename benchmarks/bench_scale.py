@@ -26,8 +26,7 @@ TINY = dict(embed_dim=32, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8])
 
 def build_classifier(model: str, tuning: str):
     """A Swin classifier (backbone + global pooling + linear head) as the bench subject."""
-    from mona_scale.backbones import build_swin
-    from mona_scale.modeling import ImageClassifier
+    from mona_scale.modeling import ImageClassifier, build_swin
 
     kwargs = TINY if model == "tiny" else {}
     name = "swin_t" if model == "tiny" else model

@@ -68,7 +68,7 @@ def load_checkpoint_weights(path: str) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     if os.path.isfile(path):
         if path.endswith(".pkl"):
-            from .backbones.pretrained import read_pickle_weights
+            from .weights_io import read_pickle_weights
 
             loaded = read_pickle_weights(path)  # numpy arrays and plain containers only
         else:

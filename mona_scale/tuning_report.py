@@ -1,6 +1,6 @@
 """Parameter and compute report of the tuning methods.
 
-``python -m mona_scale.adapters.report --model swin_b [--size 224]`` prints, for every
+``python -m mona_scale.tuning_report --model swin_b [--size 224]`` prints, for every
 method, the backbone's total and trainable parameters, the trainable share, the count the
 authors' code gives (docs/method.md, "Tuning methods") with a match mark, and the forward
 GFLOPs of the backbone at ``size`` x ``size`` (fvcore's count: one multiply-add = one
@@ -15,11 +15,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mona_scale.adapters.tuning import TUNING_METHODS
+from mona_scale.modeling.tuned_backbone import build_swin
+
 import torch
 from tabulate import tabulate
 from torch import nn
-
-from .tuning import tuning_method_names
 
 __all__ = ["REFERENCE_COUNTS", "ParameterCounts", "parameter_counts",
            "tuning_table", "main"]
@@ -108,9 +109,8 @@ def tuning_table(model: str = "swin_b", flops_size: int = 0,
         Rows with method, total, trainable, share (%), reference and match; with
         ``flops_size`` also ``GFLOPs`` and ``extra compute %`` (over ``fixed``).
     """
-    from mona_scale.backbones import build_swin
     rows = []
-    names = tuning_method_names() if methods is None else list(methods)
+    names = TUNING_METHODS.names() if methods is None else list(methods)
     if flops_size and "fixed" not in names:
         names.insert(0, "fixed")
     for method in names:

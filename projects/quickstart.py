@@ -49,7 +49,8 @@ def export_backbone(config: str, output_dir: str) -> str:
     from mona_scale.backbones.pretrained import save_microsoft_checkpoint
     from mona_scale.engine.checkpoint import AtomicCheckpointer
     from mona_scale.engine.config import load_config
-    from mona_scale.engine.defaults import build_model, find_backbone
+    from mona_scale.engine.defaults import build_model
+    from mona_scale.engine.model_protocol import find_backbone
 
     model = build_model(load_config(config, [f"train.output_dir={output_dir}"]))
     AtomicCheckpointer(model).load(os.path.join(output_dir, "model_final.pth"),

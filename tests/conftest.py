@@ -1,7 +1,7 @@
 """Shared fixtures: tiny Swin models (CPU, a few blocks) and deterministic seeds."""
 from __future__ import annotations
 
-from mona_scale.backbones import build_swin
+from mona_scale.modeling import build_swin
 
 import pytest
 import torch

@@ -1,6 +1,6 @@
 """The paper configs: they load, build the real models, and encode the recipes."""
 from mona_scale.engine.config import load_config
-from mona_scale.engine.defaults import find_backbone
+from mona_scale.engine.model_protocol import find_backbone
 
 import pytest
 import torch

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 from mona_scale.adapters import Mona
-from mona_scale.backbones import build_swin
+from mona_scale.modeling import build_swin
 
 import pytest
 import torch

@@ -13,9 +13,9 @@ from mona_scale.data.cv2_resize import Cv2ResizeShortestEdge
 from mona_scale.data.seg_transforms import ResizeRatioRange
 from mona_scale.data.voc_difficult import drop_difficult, voc_dicts_without_difficult
 from mona_scale.modeling import (
+    EncoderDecoderSegmenter,
     FCNHead,
     ImageClassifier,
-    SemanticSegmentor,
     UPerHead,
     feature_shapes,
 )
@@ -224,7 +224,7 @@ def test_drop_difficult_names_the_xml_that_does_not_line_up(voc_sets):
 
 # --------------------------------------------------------------------------- mmseg loss, pad
 def test_segmentation_loss_is_the_mean_over_every_pixel():
-    model = SemanticSegmentor.__new__(SemanticSegmentor)
+    model = EncoderDecoderSegmenter.__new__(EncoderDecoderSegmenter)
     nn.Module.__init__(model)
     model.ignore_value, model.loss_mean_over = 255, "all"
     logits = torch.tensor([[[[2.0, 0.0, 1.0]], [[0.0, 1.0, 3.0]]]])  # 2 classes, 3 pixels
@@ -239,9 +239,10 @@ def test_segmentation_loss_is_the_mean_over_every_pixel():
 def test_training_batches_are_padded_to_the_crop_size(tiny_swin):
     shapes = feature_shapes([32, 64, 128, 256])
     # no norm layers, dropout or drop-path: training and inference compute the same
-    model = SemanticSegmentor(tiny_swin("fixed"), UPerHead(shapes, 3, channels=8, norm=""),
-                              FCNHead(shapes, 3, channels=8, norm=""),
-                              train_pad_size=(512, 512)).train()
+    model = EncoderDecoderSegmenter(tiny_swin("fixed"),
+                                    UPerHead(shapes, 3, channels=8, norm=""),
+                                    FCNHead(shapes, 3, channels=8, norm=""),
+                                    train_pad_size=(512, 512)).train()
     for m in model.modules():
         if isinstance(m, (nn.Dropout, nn.Dropout2d)):
             m.p = 0.0

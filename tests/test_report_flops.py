@@ -1,8 +1,9 @@
 """The tuning report's compute column: fvcore's forward FLOPs per method."""
 import math
 
-from mona_scale.adapters.report import main, tuning_table
-from mona_scale.backbones import build_swin
+from mona_scale import tuning_report
+from mona_scale.modeling import build_swin
+from mona_scale.tuning_report import main, tuning_table
 
 import pytest
 import torch
@@ -43,11 +44,9 @@ def test_fixed_equals_fvcore_on_a_plain_swin(monkeypatch):
 
 
 def _tiny_table(monkeypatch, methods=None):
-    import mona_scale.backbones as backbones
-
     def tiny(name, method):
         return build_swin(name, method, **TINY)
-    monkeypatch.setattr(backbones, "build_swin", tiny)
+    monkeypatch.setattr(tuning_report, "build_swin", tiny)
     return tuning_table("swin_t", SIZE, methods=methods)
 
 
@@ -70,8 +69,7 @@ def test_mona_adds_its_adapters_flops(monkeypatch):
 
 
 def test_cli_prints_gflops_and_the_size(capsys, monkeypatch):
-    import mona_scale.backbones as backbones
-    monkeypatch.setattr(backbones, "build_swin",
+    monkeypatch.setattr(tuning_report, "build_swin",
                         lambda name, method: build_swin(name, method, **TINY))
     assert main(["--model", "swin_s", "--size", str(SIZE)]) == 0  # no authors' count for S
     out = capsys.readouterr().out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mona_scale.data import SEM_SEG_CLASSES, make_shapes_semantic, synthetic_dataset_dicts
 from mona_scale.data.seg_transforms import ResizeRatioRange
-from mona_scale.modeling import FCNHead, SemanticSegmentor, UPerHead, feature_shapes
+from mona_scale.modeling import EncoderDecoderSegmenter, FCNHead, UPerHead, feature_shapes
 
 import numpy as np
 import pytest
@@ -117,8 +117,8 @@ def test_model_predictions_reach_the_evaluator_at_the_original_size(tmp_path, ti
     """The test mapper shrinks 128-pixel images to 64; the model must answer at 128."""
     synthetic_dataset_dicts("shapes_sem_val", root=str(tmp_path), num_images=2)
     shapes = feature_shapes([32, 64, 128, 256])
-    model = SemanticSegmentor(tiny_swin("fixed"), UPerHead(shapes, 4, channels=8, norm="BN"),
-                              FCNHead(shapes, 4, channels=8, norm="BN")).eval()
+    model = EncoderDecoderSegmenter(tiny_swin("fixed"), UPerHead(shapes, 4, channels=8, norm="BN"),
+                                    FCNHead(shapes, 4, channels=8, norm="BN")).eval()
     loader = build_detection_test_loader(
         dataset=DatasetCatalog.get("shapes_sem_val"), num_workers=0,
         mapper=DatasetMapper(is_train=False, augmentations=[T.ResizeShortestEdge(64, 512)],

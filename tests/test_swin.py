@@ -1,8 +1,8 @@
 import math
 
-from mona_scale.backbones import build_swin
 from mona_scale.backbones.pretrained import load_pretrained
 from mona_scale.backbones.swin import shifted_window_mask
+from mona_scale.modeling import build_swin
 
 import pytest
 import torch

@@ -1,6 +1,6 @@
-from mona_scale.adapters import apply_tuning, parse_tuning, tuning_method_names
-from mona_scale.adapters.report import parameter_counts
-from mona_scale.backbones import build_swin
+from mona_scale.adapters import TUNING_METHODS, apply_tuning, parse_tuning
+from mona_scale.modeling import build_swin
+from mona_scale.tuning_report import parameter_counts
 
 import pytest
 import torch
@@ -10,7 +10,7 @@ METHODS = ["full", "fixed", "bitfit", "ln", "partial-1", "adapter", "adaptformer
 
 
 def test_registry_has_the_nine_methods_in_paper_order():
-    assert tuning_method_names() == METHODS
+    assert TUNING_METHODS.names() == METHODS
 
 
 # Trainable backbone parameters the authors' code and logs give (detection Swin with four
@@ -38,7 +38,7 @@ def test_authors_trainable_counts(model, method):
 
 
 def test_report_marks_every_authors_count_as_matching():
-    from mona_scale.adapters.report import tuning_table
+    from mona_scale.tuning_report import tuning_table
     for model in ("swin_b", "swin_l"):
         rows = {r["method"]: r for r in tuning_table(model)}
         for (name, method), (expected, tolerance) in AUTHORS_COUNTS.items():

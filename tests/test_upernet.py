@@ -3,7 +3,7 @@ output sizes on odd inputs, exact losses (ignore label, auxiliary weight), SyncB
 from __future__ import annotations
 
 from mona_scale.engine.strategies.ddp import cpu_sync_batchnorm
-from mona_scale.modeling import FCNHead, SemanticSegmentor, UPerHead, feature_shapes
+from mona_scale.modeling import EncoderDecoderSegmenter, FCNHead, UPerHead, feature_shapes
 
 import pytest
 import torch
@@ -19,7 +19,7 @@ def make_model(tiny_swin, channels=TINY_CHANNELS, norm="BN", aux=True, tuning="m
     shapes = feature_shapes(channels)
     decode = UPerHead(shapes, NUM_CLASSES, channels=16, norm=norm)
     aux_head = FCNHead(shapes, NUM_CLASSES, channels=8, norm=norm) if aux else None
-    return SemanticSegmentor(tiny_swin(tuning), decode, aux_head)
+    return EncoderDecoderSegmenter(tiny_swin(tuning), decode, aux_head)
 
 
 def inputs(sizes, labels=True, seed=0):
@@ -131,7 +131,7 @@ def test_syncbn_trains_in_one_process_and_becomes_naive_syncbn_on_cpu(tiny_swin)
 def test_ade20k_paper_config_encodes_the_recipe():
     from mona_scale.data.seg_transforms import ResizeRatioRange
     from mona_scale.engine.config import load_config
-    from mona_scale.engine.defaults import find_backbone
+    from mona_scale.engine.model_protocol import find_backbone
 
     from detectron2.config import instantiate
 

@@ -1,16 +1,12 @@
-"""Adapters (Mona and the paper's baselines) and the tuning registry."""
+"""Adapters (Mona and the paper's baselines) and the tuning registry.
+
+The tuning methods fill the slots named in :mod:`mona_scale.adapter_slots`; this package
+imports no backbone (:func:`mona_scale.modeling.build_swin` puts the two together).
+"""
 from .bottleneck import AdaptFormer, BottleneckAdapter
 from .lora import LoRAQKV
-from .mona import Mona, MonaOp, mona_param_count
-from .tuning import (
-                     TUNING_METHODS,
-                     TuningMethod,
-                     TuningOptions,
-                     apply_tuning,
-                     parse_tuning,
-                     tuning_method_names,
-)
+from .mona import Mona, mona_param_count
+from .tuning import TUNING_METHODS, TuningMethod, TuningOptions, apply_tuning, parse_tuning
 
-__all__ = ["Mona", "MonaOp", "mona_param_count", "BottleneckAdapter", "AdaptFormer", "LoRAQKV",
-           "TUNING_METHODS", "TuningMethod", "TuningOptions", "apply_tuning", "parse_tuning",
-           "tuning_method_names"]
+__all__ = ["Mona", "mona_param_count", "BottleneckAdapter", "AdaptFormer", "LoRAQKV",
+           "TUNING_METHODS", "TuningMethod", "TuningOptions", "apply_tuning", "parse_tuning"]

@@ -4,16 +4,26 @@ as it is (trainable).
 
 Methods (docs/method.md, "Tuning methods"): ``full fixed bitfit ln partial-1 adapter
 adaptformer lora mona``. Select one with :func:`apply_tuning` or
-``build_swin(..., tuning=...)``. The selective methods use the authors' name rules:
-``bitfit`` trains every parameter whose name contains ``bias`` (so the relative-position
-bias tables train too), ``ln`` every one whose name contains ``norm``, ``partial-1`` the
-last block of the last stage.
+``mona_scale.modeling.build_swin(..., tuning=...)``. A backbone to tune has ``blocks`` (each
+with the slots of :mod:`mona_scale.adapter_slots`, a width ``dim`` and an ``attn.qkv``
+Linear) and ``layers`` (stages, each with ``blocks``). The selective methods use the
+authors' name rules: ``bitfit`` trains every parameter whose name contains ``bias`` (so the
+relative-position bias tables train too), ``ln`` every one whose name contains ``norm``,
+``partial-1`` the last block of the last stage.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 
+from mona_scale.adapter_slots import (
+    ATTN_ADAPTER,
+    LORA_PREFIX,
+    MLP_ADAPTER,
+    MONA_AFTER_ATTN,
+    MONA_AFTER_MLP,
+    PARALLEL_ADAPTER,
+)
 from mona_scale.registry import Registry
 
 from torch import nn
@@ -22,8 +32,7 @@ from .bottleneck import AdaptFormer, BottleneckAdapter
 from .lora import LoRAQKV
 from .mona import Mona
 
-__all__ = ["TUNING_METHODS", "TuningOptions", "TuningMethod", "apply_tuning",
-           "tuning_method_names", "parse_tuning"]
+__all__ = ["TUNING_METHODS", "TuningOptions", "TuningMethod", "apply_tuning", "parse_tuning"]
 
 TUNING_METHODS: Registry[TuningMethod] = Registry("tuning.method")
 
@@ -74,22 +83,22 @@ def _no_insert(backbone: nn.Module, options: TuningOptions) -> None:
 
 def _insert_mona(backbone, options: TuningOptions) -> None:
     for block in backbone.blocks:
-        for slot in ("my_module_1", "my_module_2"):
+        for slot in (MONA_AFTER_ATTN, MONA_AFTER_MLP):
             setattr(block, slot, Mona(block.dim, options.bottleneck, options.dropout,
                                       fused=options.fused, recompute=options.recompute))
 
 
 def _insert_adapter(backbone, options: TuningOptions) -> None:
     for block in backbone.blocks:
-        for slot in ("attn_adapter", "mlp_adapter"):
+        for slot in (ATTN_ADAPTER, MLP_ADAPTER):
             setattr(block, slot, BottleneckAdapter(block.dim, options.bottleneck,
                                                    options.dropout))
 
 
 def _insert_adaptformer(backbone, options: TuningOptions) -> None:
     for block in backbone.blocks:
-        block.parallel_adapter = AdaptFormer(block.dim, options.bottleneck, options.dropout,
-                                             options.scale)
+        setattr(block, PARALLEL_ADAPTER, AdaptFormer(block.dim, options.bottleneck,
+                                                     options.dropout, options.scale))
 
 
 def _insert_lora(backbone, options: TuningOptions) -> None:
@@ -112,13 +121,13 @@ TUNING_METHODS.register("bitfit", TuningMethod(_no_insert, lambda bb, n: "bias" 
 TUNING_METHODS.register("ln", TuningMethod(_no_insert, lambda bb, n: "norm" in n))
 TUNING_METHODS.register("partial-1", TuningMethod(_no_insert, _in_last_block))
 TUNING_METHODS.register("adapter", TuningMethod(_insert_adapter,
-                                                _has_part("attn_adapter", "mlp_adapter")))
+                                                _has_part(ATTN_ADAPTER, MLP_ADAPTER)))
 TUNING_METHODS.register("adaptformer", TuningMethod(_insert_adaptformer,
-                                                    _has_part("parallel_adapter")))
+                                                    _has_part(PARALLEL_ADAPTER)))
 TUNING_METHODS.register("lora", TuningMethod(
-    _insert_lora, lambda bb, n: n.rsplit(".", 1)[-1].startswith("lora_")))
+    _insert_lora, lambda bb, n: n.rsplit(".", 1)[-1].startswith(LORA_PREFIX)))
 TUNING_METHODS.register("mona", TuningMethod(_insert_mona,
-                                             _has_part("my_module_1", "my_module_2")))
+                                             _has_part(MONA_AFTER_ATTN, MONA_AFTER_MLP)))
 
 
 def _in_frozen_stage(name: str, frozen_stages: int) -> bool:
@@ -126,11 +135,6 @@ def _in_frozen_stage(name: str, frozen_stages: int) -> bool:
     if frozen_stages >= 0 and name.startswith("patch_embed."):
         return True
     return any(name.startswith(f"layers.{i}.") for i in range(frozen_stages - 1))
-
-
-def tuning_method_names() -> list[str]:
-    """Registered method names in the paper's order."""
-    return TUNING_METHODS.names()
 
 
 def parse_tuning(tuning: str | Mapping | None) -> tuple[str, TuningOptions]:
@@ -160,7 +164,8 @@ def apply_tuning(backbone: nn.Module, tuning: str | Mapping | None = "mona") -> 
     """Insert the method's adapters into ``backbone`` and set ``requires_grad``.
 
     Args:
-        backbone: a :class:`~mona_scale.backbones.SwinTransformer`.
+        backbone: a :class:`~mona_scale.backbones.SwinTransformer` (or a backbone of the
+            same structure, see the module docstring).
         tuning: method name or mapping with ``method`` and options.
 
     Returns:

@@ -19,37 +19,33 @@ file of another depth (backbone blocks or stems the model has and the file lacks
 reverse) raises ``ValueError`` naming the problem. Adapters and the output norms
 ``norm0..3`` are expected to be missing from an ImageNet file.
 
-No file can run code while it is read: ``.pth`` files load with
-``torch.load(weights_only=True)`` and ``.pkl`` files (detectron2's model zoo) through
-:func:`read_pickle_weights`, which admits only numpy arrays, dtypes, numbers, strings and
-plain containers.
+No file can run code while it is read (:mod:`mona_scale.weights_io` reads them).
 """
 from __future__ import annotations
 
 import logging
 import os
-import pickle
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import numpy as np
+from mona_scale.adapter_slots import is_adapter_key
+from mona_scale.atomic_io import atomic_path
+from mona_scale.weights_io import read_state_dict, unwrap_state_dict
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["LoadReport", "load_pretrained", "read_state_dict", "to_backbone_keys",
-           "save_microsoft_checkpoint", "read_pickle_weights", "UnsafePickleError"]
+__all__ = ["LoadReport", "load_pretrained", "to_backbone_keys", "save_microsoft_checkpoint",
+           "interpolate_position_table"]
 
 logger = logging.getLogger(__name__)
 
-CONTAINER_KEYS = ("state_dict", "model", "module", "state_dict_ema")
 PREFIXES = ("module.backbone.bottom_up.", "backbone.bottom_up.", "module.backbone.",
             "backbone.", "bottom_up.", "module.", "encoder.", "")
 BACKBONE_ROOTS = ("patch_embed.", "layers.", "norm0.", "norm1.", "norm2.", "norm3.")
 IGNORED = re.compile(r"(^|\.)(relative_position_index|attn_mask)$|^head\.|^norm\.")
-ADAPTER_PARTS = ("my_module_1", "my_module_2", "attn_adapter", "mlp_adapter",
-                 "parallel_adapter", "lora_")
 
 
 @dataclass
@@ -78,7 +74,7 @@ class LoadReport:
     def missing_pretrained(self) -> list[str]:
         """Missing keys that a pretrained file should have had (not adapters/norm0..3)."""
         return [k for k in self.missing
-                if not any(p in k for p in ADAPTER_PARTS) and not re.match(r"norm\d\.", k)]
+                if not is_adapter_key(k) and not re.match(r"norm\d\.", k)]
 
     def summary(self) -> str:
         """One paragraph for the log."""
@@ -91,96 +87,6 @@ class LoadReport:
         if self.unexpected:
             text += f"\n  unexpected keys (first 10): {self.unexpected[:10]}"
         return text
-
-
-#: the only globals a weights pickle may name: numpy arrays / scalars / dtypes (numpy 1 and 2
-#: module paths), an ordered dict, and the codec python 3 uses for bytes in protocol 2
-SAFE_PICKLE_GLOBALS = frozenset({
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("collections", "OrderedDict"), ("_codecs", "encode"),
-})
-_NUMPY_DTYPE_CLASS = re.compile(r"^numpy\.dtypes$")  # numpy 2 may name e.g. Float32DType
-
-
-class UnsafePickleError(pickle.UnpicklingError):
-    """A weights pickle names a global outside :data:`SAFE_PICKLE_GLOBALS`."""
-
-
-class _WeightsUnpickler(pickle.Unpickler):
-    def __init__(self, file, source: str):
-        super().__init__(file, encoding="latin1")
-        self.source = source
-
-    def find_class(self, module: str, name: str):
-        if (module, name) in SAFE_PICKLE_GLOBALS or (
-                _NUMPY_DTYPE_CLASS.match(module) and name.endswith("DType")):
-            return super().find_class(module, name)
-        raise UnsafePickleError(
-            f"{self.source}: refusing to load global '{module}.{name}': a weights .pkl may "
-            f"only hold numpy arrays and plain containers (dict, list, str, numbers), because "
-            f"unpickling anything else can run code. If you trust the file, convert it once in "
-            f"a separate python: d = pickle.load(open(path, 'rb'), encoding='latin1'); "
-            f"torch.save({{k: torch.as_tensor(v) for k, v in d['model'].items()}}, "
-            f"'weights.pth'), and pass the .pth")
-
-
-def read_pickle_weights(path: str | os.PathLike):
-    """Unpickle a ``.pkl`` weights file (detectron2 / Detectron model zoo) without running
-    code: only numpy arrays, dtypes and plain containers are admitted.
-
-    Args:
-        path: the ``.pkl`` file.
-
-    Returns:
-        The unpickled object (usually ``{"model": {name: ndarray}, "__author__": ...}``).
-        Raises :class:`UnsafePickleError` naming the file and the refused global.
-    """
-    path = os.fspath(path)
-    with open(path, "rb") as f:
-        return _WeightsUnpickler(f, path).load()
-
-
-def read_state_dict(path: str | os.PathLike) -> tuple[dict, str]:
-    """Read a checkpoint file into a flat ``{key: tensor}`` dict.
-
-    Args:
-        path: ``.pth``/``.pt``/``.bin`` (torch) or ``.pkl`` (detectron2, numpy arrays).
-
-    Returns:
-        (state dict, container key it was found under or ``""``).
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"pretrained checkpoint {path!r} does not exist")
-    if path.endswith(".pkl"):
-        obj = read_pickle_weights(path)
-    elif path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-        obj = load_file(path)
-    else:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    return _unwrap(obj, path)
-
-
-def _unwrap(obj, source: str) -> tuple[dict, str]:
-    if not isinstance(obj, Mapping):
-        raise ValueError(f"{source}: expected a dict of tensors, got {type(obj).__name__}")
-    for key in CONTAINER_KEYS:
-        if isinstance(obj.get(key), Mapping):
-            return _tensors(obj[key]), key
-    return _tensors(obj), ""
-
-
-def _tensors(state: Mapping) -> dict[str, torch.Tensor]:
-    out = {}
-    for k, v in state.items():
-        if isinstance(v, np.ndarray):
-            v = torch.from_numpy(np.ascontiguousarray(v))
-        if isinstance(v, torch.Tensor):
-            out[k] = v
-    return out
 
 
 def _best_prefix(keys) -> str:
@@ -263,7 +169,7 @@ def load_pretrained(backbone: nn.Module, path_or_state_dict) -> LoadReport:
     """
     if isinstance(path_or_state_dict, Mapping):
         source = "<state_dict>"
-        state, container = _unwrap(path_or_state_dict, source)
+        state, container = unwrap_state_dict(path_or_state_dict, source)
     else:
         source = os.fspath(path_or_state_dict)
         state, container = read_state_dict(source)
@@ -309,7 +215,7 @@ def _check_depth(report: LoadReport, backbone: nn.Module) -> None:
     """A file of another Swin depth leaves blocks random (or drops trained ones): refuse."""
     extra = [k for k in report.unexpected
              if re.match(r"layers\.\d+\.blocks\.\d+\.", k) and not IGNORED.search(k)
-             and not any(p in k for p in ADAPTER_PARTS)]
+             and not is_adapter_key(k)]
     if not report.missing_pretrained and not extra:
         return
     depths = tuple(len(layer.blocks) for layer in backbone.layers)
@@ -339,8 +245,7 @@ def save_microsoft_checkpoint(backbone: nn.Module, path: str | os.PathLike) -> i
         The number of tensors written.
     """
     state = {k: v.detach().cpu().clone() for k, v in backbone.state_dict().items()
-             if not any(p in k for p in ADAPTER_PARTS) and not re.match(r"norm\d\.", k)}
-    tmp = f"{os.fspath(path)}.tmp"
-    torch.save({"model": state}, tmp)
-    os.replace(tmp, path)
+             if not is_adapter_key(k) and not re.match(r"norm\d\.", k)}
+    with atomic_path(path) as tmp:
+        torch.save({"model": state}, tmp)
     return len(state)

@@ -1,53 +1,38 @@
-"""``build_swin``: a Swin backbone of a named size with a tuning method applied."""
+"""Swin backbones of a named size (``swin_t`` .. ``swin_l``) and their output shapes.
+
+These build the bare architecture; a backbone with a tuning method applied and pretrained
+weights loaded comes from :func:`mona_scale.modeling.build_swin`.
+"""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import replace
-
-from mona_scale.adapters.tuning import apply_tuning
 
 import torch
 from detectron2.layers import ShapeSpec
 
-from .pretrained import load_pretrained
 from .swin import SWIN_SPECS, SwinTransformer
 
-__all__ = ["build_swin", "swin_output_shape", "swin_channels"]
+__all__ = ["swin_of_size", "swin_output_shape", "swin_channels"]
 
 
-def build_swin(name: str = "swin_t", tuning: str | Mapping | None = "mona", *,
-               pretrained: str | None = None, activation_checkpointing: bool = False,
-               drop_path_rate: float = 0.2, window_size: int = 7, out_features=None,
-               embed_dim: int | None = None, depths=None, num_heads=None) -> SwinTransformer:
-    """Build a Swin backbone, apply a tuning method and optionally load weights.
+def swin_of_size(name: str = "swin_t", *, embed_dim: int | None = None,
+                 depths: Sequence[int] | None = None, num_heads: Sequence[int] | None = None,
+                 window_size: int = 7, drop_path_rate: float = 0.0,
+                 out_features: Sequence[str] | None = None) -> SwinTransformer:
+    """The Swin of a named size, with optional overrides, without a tuning method.
 
     Args:
         name: ``swin_t``, ``swin_s``, ``swin_b`` or ``swin_l``.
-        tuning: method name or ``{"method": ..., **options}`` (see
-            :mod:`mona_scale.adapters.tuning`); ``None`` means ``full``.
-        pretrained: checkpoint path for :func:`load_pretrained` (empty/None: none).
-        activation_checkpointing: recompute each block in backward (non-reentrant).
-        drop_path_rate: stochastic depth of the last block.
-        window_size: attention window.
-        out_features: subset of ``res2..res5``.
         embed_dim, depths, num_heads: override the named size (tiny test models).
+        window_size: attention window.
+        drop_path_rate: stochastic depth of the last block.
+        out_features: subset of ``res2..res5``.
 
     Returns:
-        A detectron2 ``Backbone`` with ``output_shape()`` for ``res2..res5``.
+        A :class:`~mona_scale.backbones.swin.SwinTransformer`; ``ValueError`` naming the
+        sizes for an unknown ``name``.
     """
-    backbone = _bare_swin(name, embed_dim, depths, num_heads, window_size, drop_path_rate,
-                          out_features)
-    backbone.name = name
-    apply_tuning(backbone, tuning)
-    if pretrained:
-        load_pretrained(backbone, pretrained)
-    backbone.set_activation_checkpointing(activation_checkpointing)
-    return backbone
-
-
-def _bare_swin(name: str, embed_dim, depths, num_heads, window_size: int = 7,
-               drop_path_rate: float = 0.0, out_features=None) -> SwinTransformer:
-    """The Swin of a named size (with overrides), without a tuning method."""
     if name not in SWIN_SPECS:
         raise ValueError(f"unknown Swin {name!r}; choose from {sorted(SWIN_SPECS)}")
     overrides = {k: (tuple(v) if k != "embed_dim" else v) for k, v in
@@ -59,32 +44,35 @@ def _bare_swin(name: str, embed_dim, depths, num_heads, window_size: int = 7,
                            out_features=out_features)
 
 
-def swin_output_shape(name: str = "swin_t", *, embed_dim: int | None = None, depths=None,
-                      num_heads=None, out_features=None) -> dict[str, ShapeSpec]:
-    """``output_shape()`` of the backbone :func:`build_swin` builds with these arguments.
+def swin_output_shape(name: str = "swin_t", *, embed_dim: int | None = None,
+                      depths: Sequence[int] | None = None,
+                      num_heads: Sequence[int] | None = None,
+                      out_features: Sequence[str] | None = None) -> dict[str, ShapeSpec]:
+    """``output_shape()`` of the Swin of this size (tuning methods do not change it).
 
     The backbone is built on the meta device (no weights are allocated), so configs can size
     necks and heads from the backbone itself: changing ``model.backbone.name`` (or its
     ``embed_dim``) is then one override.
 
     Args:
-        name, embed_dim, depths, num_heads, out_features: as for :func:`build_swin`.
+        name, embed_dim, depths, num_heads, out_features: as for :func:`swin_of_size`.
 
     Returns:
         ``{feature: ShapeSpec(channels, stride)}`` for the backbone's ``out_features``.
     """
     with torch.device("meta"):
-        return _bare_swin(name, embed_dim, depths, num_heads,
-                          out_features=out_features).output_shape()
+        return swin_of_size(name, embed_dim=embed_dim, depths=depths, num_heads=num_heads,
+                            out_features=out_features).output_shape()
 
 
 def swin_channels(feature: str, name: str = "swin_t", *, embed_dim: int | None = None,
-                  depths=None, num_heads=None) -> int:
+                  depths: Sequence[int] | None = None,
+                  num_heads: Sequence[int] | None = None) -> int:
     """Channels of one Swin feature (e.g. ``res5`` for RetinaNet's P6/P7 block).
 
     Args:
         feature: ``res2`` .. ``res5``.
-        name, embed_dim, depths, num_heads: as for :func:`build_swin`.
+        name, embed_dim, depths, num_heads: as for :func:`swin_of_size`.
 
     Returns:
         ``swin_output_shape(...)[feature].channels``.

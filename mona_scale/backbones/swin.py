@@ -7,7 +7,10 @@ State-dict keys equal those of Microsoft's checkpoints (``patch_embed.*``,
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from mona_scale.adapter_slots import ADAPTER_SLOTS
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +18,9 @@ import torch.utils.checkpoint as torch_checkpoint
 from detectron2.modeling import Backbone, ShapeSpec
 from torch import nn
 
-__all__ = ["SwinTransformer", "SwinBlock", "SwinSpec", "SWIN_SPECS", "window_partition"]
+from .pretrained import LoadReport, load_pretrained
+
+__all__ = ["SwinTransformer", "SwinBlock", "SwinSpec", "SWIN_SPECS"]
 
 
 @dataclass(frozen=True)
@@ -132,14 +137,12 @@ class WindowAttention(nn.Module):
 class SwinBlock(nn.Module):
     """One Swin block with adapter slots.
 
-    Slots (None = empty): ``attn_adapter`` and ``mlp_adapter`` act on the branch outputs
-    before drop-path and residual; ``parallel_adapter`` adds ``f(x)`` next to the MLP
-    branch; ``my_module_1`` / ``my_module_2`` (Mona, reference names) act on the stream
-    after each residual and receive the unpadded (H, W).
+    Slots (:mod:`mona_scale.adapter_slots`; None = empty): ``attn_adapter`` and
+    ``mlp_adapter`` act on the branch outputs before drop-path and residual;
+    ``parallel_adapter`` adds ``f(x)`` next to the MLP branch; ``my_module_1`` /
+    ``my_module_2`` (Mona, reference names) act on the stream after each residual and
+    receive the unpadded (H, W).
     """
-
-    ADAPTER_SLOTS = ("attn_adapter", "my_module_1", "mlp_adapter", "parallel_adapter",
-                     "my_module_2")
 
     def __init__(self, dim: int, num_heads: int, window_size: int, shift: bool,
                  drop_path: float, mlp_ratio: float = 4.0):
@@ -151,7 +154,7 @@ class SwinBlock(nn.Module):
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        for slot in self.ADAPTER_SLOTS:
+        for slot in ADAPTER_SLOTS:
             setattr(self, slot, None)
 
     def _attention(self, x: torch.Tensor, hw: tuple[int, int], mask: torch.Tensor | None):
@@ -301,10 +304,26 @@ class SwinTransformer(Backbone):
         """All blocks in order."""
         return [b for layer in self.layers for b in layer.blocks]
 
+    def shard_units(self) -> list[nn.Module]:
+        """The blocks, in forward order: the units a sharding strategy may wrap one by one
+        (:class:`~mona_scale.engine.model_protocol.ShardableBackbone`)."""
+        return list(self.blocks)
+
     def set_activation_checkpointing(self, enabled: bool = True) -> None:
         """Recompute every block in backward (non-reentrant: frozen stems stay correct)."""
         for layer in self.layers:
             layer.activation_checkpointing = enabled
+
+    def load_pretrained(self, weights: str | Mapping) -> LoadReport:
+        """Load pretrained weights of any supported layout (:mod:`.pretrained`).
+
+        Args:
+            weights: a file path or an already loaded (possibly wrapped) state dict.
+
+        Returns:
+            The :class:`~mona_scale.backbones.pretrained.LoadReport`.
+        """
+        return load_pretrained(self, weights)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Args: x (B, 3, H, W), any H, W. Returns: {res2..res5: (B, C_i, H_i, W_i)}."""

@@ -383,7 +383,7 @@ class AtomicCheckpointer(DetectionCheckpointer):
     def _load_file(self, filename: str) -> dict:
         """detectron2's reading, without running code: ``torch.load(weights_only=True)``,
         and ``.pkl`` model-zoo files through a restricted unpickler."""
-        from mona_scale.backbones.pretrained import read_pickle_weights
+        from mona_scale.weights_io import read_pickle_weights
 
         from detectron2.utils.file_io import PathManager
 

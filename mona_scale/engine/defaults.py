@@ -9,8 +9,7 @@ import logging
 import os
 
 from mona_scale import collectives
-from mona_scale.backbones import SwinTransformer, load_pretrained
-from mona_scale.backbones.pretrained import read_state_dict
+from mona_scale.weights_io import read_state_dict
 
 import torch
 from detectron2.config import instantiate
@@ -33,6 +32,7 @@ from .checkpoint import (
 )
 from .config import save_config
 from .evaluation import EqualLengthLoader, SkipPadding
+from .model_protocol import find_backbone, find_shardable
 from .optim import param_groups
 from .precision import Precision
 from .run_dir import prepare_output_dir
@@ -43,7 +43,7 @@ from .wandb_writer import WandbWriter
 from .writers import MemoryHook, default_writers
 
 __all__ = ["setup_run", "resolve_device", "check_device", "configure_tf32", "build_model",
-           "find_backbone", "load_init_checkpoint", "do_test", "do_train", "optimizer_factory",
+           "load_init_checkpoint", "do_test", "do_train", "optimizer_factory",
            "build_run_strategy", "run"]
 
 logger = logging.getLogger("mona_scale")
@@ -140,16 +140,12 @@ def setup_run(cfg: DictConfig, eval_only: bool = False, resume: bool = False) ->
     return last
 
 
-def find_backbone(model: nn.Module) -> SwinTransformer | None:
-    """The (first) Swin backbone inside ``model``, or None."""
-    return next((m for m in model.modules() if isinstance(m, SwinTransformer)), None)
-
-
 def load_init_checkpoint(model: nn.Module, path: str) -> str:
     """Load ``train.init_checkpoint``: a checkpoint of this very model (detectron2 format,
     e.g. ``model_final.pth``, or a checkpoint directory ``<output_dir>/model_<iter>``, or an
     output directory: its last checkpoint) loads everything; anything else loads into the
-    Swin backbone through :func:`~mona_scale.backbones.load_pretrained`.
+    backbone through its ``load_pretrained``
+    (:class:`~mona_scale.engine.model_protocol.PretrainedBackbone`).
 
     Args:
         model: the built model (before the strategy wraps it).
@@ -182,8 +178,8 @@ def load_init_checkpoint(model: nn.Module, path: str) -> str:
     backbone = find_backbone(model)
     if backbone is None:
         raise ValueError(f"train.init_checkpoint={path!r} matches {matched}/{len(own)} model "
-                         f"tensors and the model has no Swin backbone to load it into")
-    load_pretrained(backbone, state if directory else path)
+                         f"tensors and the model has no backbone that loads pretrained weights")
+    backbone.load_pretrained(state if directory else path)
     return "backbone"
 
 
@@ -198,8 +194,7 @@ def build_model(cfg: DictConfig) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(collectives.shared_random_seed() if seed < 0 else seed)
         model = instantiate(cfg.model)
-    backbone = find_backbone(model)
-    if backbone is not None:
+    for backbone in find_shardable(model):
         backbone.set_activation_checkpointing(bool(cfg.train.get("activation_checkpointing")))
     model.to(resolve_device(cfg.train.get("device", "cpu")))
     logger.info(f"model: {type(model).__name__}, tuning={cfg.tuning.method}, trainable "

@@ -1,17 +1,21 @@
-"""What the engine needs from a model's parts, as a protocol (the engine imports no backbone).
+"""What the engine needs from a model's parts, as protocols (the engine imports no backbone).
 
 A backbone that wants sharding units of its own and activation checkpointing implements
 :class:`ShardableBackbone`; the engine finds such modules inside any model with
 :func:`find_shardable` and never names a concrete backbone class. This mirrors how
-torchtitan's models expose their parallelisable blocks to its parallelism code.
+torchtitan's models expose their parallelisable blocks to its parallelism code. A backbone
+that reads pretrained weight files (``train.init_checkpoint`` when the file is not a
+checkpoint of the whole model) implements :class:`PretrainedBackbone`, found with
+:func:`find_backbone`.
 """
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
 
 from torch import nn
 
-__all__ = ["ShardableBackbone", "find_shardable"]
+__all__ = ["ShardableBackbone", "find_shardable", "PretrainedBackbone", "find_backbone"]
 
 
 @runtime_checkable
@@ -40,3 +44,23 @@ def find_shardable(model: nn.Module) -> list[nn.Module]:
                 module in set(f.modules()) for f in found):
             found.append(module)
     return found
+
+
+@runtime_checkable
+class PretrainedBackbone(Protocol):
+    """A backbone that loads pretrained weights in the layouts its users have."""
+
+    def load_pretrained(self, weights: str | Mapping[str, Any]) -> Any:
+        """Load a weight file (or a loaded state dict) into the backbone; return a report."""
+
+
+def find_backbone(model: nn.Module) -> nn.Module | None:
+    """The first submodule of ``model`` (itself included) that loads pretrained weights.
+
+    Args:
+        model: any model.
+
+    Returns:
+        The outermost such module, or None when the model has none.
+    """
+    return next((m for m in model.modules() if isinstance(m, PretrainedBackbone)), None)

@@ -1,13 +1,14 @@
-"""Meta-architectures and heads detectron2 lacks."""
+"""Meta-architectures and heads detectron2 lacks, and the tuned Swin backbone builder."""
 from .cascade_heads import StagewiseMaskCascadeROIHeads
 from .classifier import ImageClassifier
 from .fpn_blocks import P6P7OnInput
 from .preprocess import feature_shapes, normalize_images
 from .retinanet_normalizer import RetinaNetWithNormalizer
-from .semantic_seg import SemanticSegmentor
+from .semantic_seg import EncoderDecoderSegmenter
+from .tuned_backbone import build_swin
 from .upernet import FCNHead, PyramidPoolingModule, UPerHead
 
-__all__ = ["ImageClassifier", "SemanticSegmentor", "UPerHead", "FCNHead",
+__all__ = ["build_swin", "ImageClassifier", "EncoderDecoderSegmenter", "UPerHead", "FCNHead",
            "PyramidPoolingModule", "StagewiseMaskCascadeROIHeads", "P6P7OnInput",
            "RetinaNetWithNormalizer", "feature_shapes",
            "normalize_images"]

@@ -25,10 +25,10 @@ from torch import nn
 
 from .preprocess import normalize_images
 
-__all__ = ["SemanticSegmentor"]
+__all__ = ["EncoderDecoderSegmenter"]
 
 
-class SemanticSegmentor(nn.Module):
+class EncoderDecoderSegmenter(nn.Module):
     """Encoder-decoder segmentation model.
 
     Args:

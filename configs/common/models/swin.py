@@ -1,5 +1,5 @@
 # A Swin backbone with the run's tuning method (the ${tuning} node of the final config).
-from mona_scale.backbones import build_swin
+from mona_scale.modeling import build_swin
 
 from detectron2.config import LazyCall as L
 

@@ -6,7 +6,7 @@
 # image 0 after normalisation, label 255). Norms are "SyncBN": plain BN in one process,
 # synchronised under DDP (NaiveSyncBatchNorm on CPU/gloo).
 from mona_scale.backbones import swin_output_shape
-from mona_scale.modeling import FCNHead, SemanticSegmentor, UPerHead
+from mona_scale.modeling import EncoderDecoderSegmenter, FCNHead, UPerHead
 
 from detectron2.config import LazyCall as L
 
@@ -14,7 +14,7 @@ from .swin import backbone, pixel_mean, pixel_std
 
 backbone.update(name="swin_l", drop_path_rate=0.2)
 
-model = L(SemanticSegmentor)(
+model = L(EncoderDecoderSegmenter)(
     backbone=backbone,
     decode_head=L(UPerHead)(
         # the backbone's output_shape() (follows model.backbone.name / embed_dim)
