@@ -10,6 +10,7 @@ import pickle
 import subprocess
 import sys
 
+from mona_scale.data.loader import build_train_loader
 from mona_scale.engine.checkpoint import (
     Checkpointer,
     PeriodicCheckpointHook,
@@ -41,23 +42,19 @@ class _Linear(nn.Module):
         self.weight = nn.Parameter(torch.ones(3))
 
     def forward(self, batch):
-        return {"loss": (self.weight * batch).sum()}
+        return {"loss": (self.weight * torch.stack(batch)).sum()}
 
 
-class _Ones:
-    """Endless batches of ones; resumable (every position looks the same)."""
-
-    def resume_from(self, batches: int) -> None:
-        pass
-
-    def __iter__(self):
-        return iter(lambda: torch.ones(3), None)
+def _ones():
+    """Endless batches of ones, from a loader whose position a checkpoint can restore."""
+    return build_train_loader([{}], mapper=lambda _: torch.ones(3), total_batch_size=1,
+                              seed=0, aspect_ratio_grouping=False)
 
 
 def _trainer(out, period=1, keep=2, precision="fp32"):
     strategy = build_strategy("ddp", Precision(precision))
     model, optimizer = strategy.setup(_Linear(), lambda m: torch.optim.SGD(m.parameters(), 0.1))
-    trainer = MonaTrainer(model, _Ones(), optimizer, strategy)
+    trainer = MonaTrainer(model, _ones(), optimizer, strategy)
     checkpointer = Checkpointer(str(out), strategy, model, optimizer, trainer)
     trainer.register_hooks([PeriodicCheckpointHook(checkpointer, period, max_to_keep=keep)])
     return trainer, checkpointer
@@ -208,6 +205,7 @@ def _wandb_segments(out):
     return segments
 
 
+@pytest.mark.slow
 def test_crash_and_resume_log_each_iteration_once_in_metrics_and_wandb(tmp_path):
     out = tmp_path / "run"
     _train_net(tmp_path, "train.max_iter=4", "train.checkpointer.period=2",
@@ -262,6 +260,7 @@ def test_eval_only_without_weights_fails_naming_what_to_pass(tmp_path):
             _load_for_evaluation(cfg, model, resume)
 
 
+@pytest.mark.slow
 def test_deepspeed_checkpoint_at_another_world_size_fails_before_deepspeed_starts(tmp_path):
     out = tmp_path / "ds"
     _train_net(tmp_path, "train.strategy=deepspeed", "train.max_iter=1",
@@ -377,6 +376,7 @@ except OSError as e:  # the library's error: names the checkpoint and the cause
 """
 
 
+@pytest.mark.slow
 def test_a_save_that_runs_out_of_space_keeps_the_previous_checkpoint(tmp_path):
     """The OS refuses the writes (a file size limit: the same EFBIG/ENOSPC path as a full
     disk): the save raises, the pointer still names the last complete checkpoint."""

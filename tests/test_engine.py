@@ -3,6 +3,7 @@ checkpoints, RNG state."""
 import json
 import os
 
+from mona_scale.data.loader import build_train_loader
 from mona_scale.engine.checkpoint import (
     Checkpointer,
     PeriodicCheckpointHook,
@@ -97,7 +98,7 @@ class _LossModel(nn.Module):
 
     def forward(self, batch):
         self.calls += 1
-        loss = (self.weight * batch).sum()
+        loss = (self.weight * torch.stack(batch)).sum()
         if self.calls > self.nan_at:
             loss = loss * float("nan")
         return {"loss_a": loss, "loss_b": torch.tensor(1.0)}
@@ -106,7 +107,8 @@ class _LossModel(nn.Module):
 def _trainer(model, tmp_path, period):
     strategy = build_strategy("ddp", Precision("fp32"))
     model, optimizer = strategy.setup(model, lambda m: torch.optim.SGD(m.parameters(), lr=0.1))
-    data = iter(lambda: torch.ones(3), None)
+    data = build_train_loader([{}], mapper=lambda _: torch.ones(3), total_batch_size=1,
+                              seed=0, aspect_ratio_grouping=False)
     trainer = MonaTrainer(model, data, optimizer, strategy)
     checkpointer = Checkpointer(str(tmp_path), strategy, model, optimizer, trainer)
     trainer.register_hooks([PeriodicCheckpointHook(checkpointer, period, max_to_keep=2)])
@@ -124,9 +126,19 @@ def test_nan_loss_stops_with_iteration_and_terms_and_keeps_last_checkpoint(tmp_p
         ".metadata", "__0_0.distcp", "meta.json", "rank0.pt", "trainer.pt"]
     trainer.model.weight.data.fill_(float("nan"))
     checkpointer.load(checkpointer.last_checkpoint())
-    assert trainer.iter == 5 and trainer.batches_drawn == 6
+    assert trainer.iter == 5 and trainer.data_loader.state_dict()["batches"] == 6
     assert torch.isfinite(trainer.model.weight).all()
     assert not (tmp_path / "model_final.pth").exists()  # the run did not finish
+
+
+def test_resume_with_a_loader_without_state_is_refused_naming_its_class(tmp_path):
+    trainer, checkpointer = _trainer(_LossModel(nan_at=100), tmp_path, period=1)
+    trainer.train(0, 2)
+    assert torch.load(tmp_path / "model_0000001" / "rank0.pt", weights_only=True)[
+        "loader"] == {"batches": 2, "world_size": 1, "seed": 0}
+    trainer.data_loader = [[torch.ones(3)]] * 4  # a list: no load_state_dict
+    with pytest.raises(TypeError, match="list cannot resume at the checkpoint's data position"):
+        checkpointer.load(str(tmp_path / "model_0000001"))
 
 
 def test_stop_at_iter_saves_and_ends_the_loop(tmp_path):

@@ -1,4 +1,5 @@
 """The resumable training loader: a stream that is a function of (seed, rank, position)."""
+import io
 import random
 
 from mona_scale.data.batching import check_batch_fits_world
@@ -37,6 +38,38 @@ def test_resumed_stream_continues_exactly(workers, grouping):
     assert batches(resumed, 4) == full[5:]
     if grouping:
         assert all(len({d["landscape"] for d in batch}) == 1 for batch in full)
+
+
+@pytest.mark.parametrize("grouping", [False, True])
+def test_state_dict_round_trip_continues_the_stream(grouping):
+    def loader():
+        return build_train_loader(RECORDS, mapper=mapper, total_batch_size=3, seed=7,
+                                  aspect_ratio_grouping=grouping)
+
+    full = batches(loader(), 7)
+    first = loader()
+    assert first.state_dict() == {"batches": 0, "world_size": 1, "seed": 7}
+    stream = iter(first)
+    for _ in range(4):
+        next(stream)
+    state = first.state_dict()
+    assert state == {"batches": 4, "world_size": 1, "seed": 7}  # batches handed out so far
+    torch.save(state, buffer := io.BytesIO())  # saved in a checkpoint's rank file
+    buffer.seek(0)
+    resumed = loader()
+    resumed.load_state_dict(torch.load(buffer, weights_only=True))
+    assert batches(resumed, 3) == full[4:]
+    assert resumed.state_dict()["batches"] == 7
+    with pytest.raises(KeyError, match=r"ResumableTrainLoader state lacks \['world_size'\]"):
+        loader().load_state_dict({"batches": 1})
+
+
+def test_state_from_another_world_size_continues_with_a_warning(caplog):
+    resumed = build_train_loader(RECORDS, mapper=mapper, total_batch_size=3, seed=7)
+    with caplog.at_level("WARNING"):
+        resumed.load_state_dict({"batches": 2, "world_size": 4, "seed": 7})
+    assert "saved by 4 ranks and resumes with 1" in caplog.text
+    assert resumed.state_dict()["batches"] == 2
 
 
 def test_stream_does_not_touch_the_global_rng():

@@ -5,9 +5,11 @@ on resume it replays its sampler from the start, and its augmentations draw from
 RNGs seeded at iterator creation. Here every sample of a rank's stream has a *position*
 ``p``; the dataset index at ``p`` comes from a seeded infinite shuffle (as detectron2's
 ``TrainingSampler``) and the mapper's randomness is seeded from ``(seed, rank, p)``. So the
-stream is a pure function of the position, whatever the number of workers, and
-``resume_from(batches)`` continues it exactly: a resumed run sees the same batches, in the
-same order, as an uninterrupted one. Aspect-ratio grouping is replayed from the dataset
+stream is a pure function of the position, whatever the number of workers. The loader's
+state is that position: it counts the batches its iterators yielded and, with torchdata's
+``StatefulDataLoader`` protocol, ``state_dict()`` returns it and ``load_state_dict(state)``
+(before iterating) continues the stream exactly: a resumed run sees the same batches, in
+the same order, as an uninterrupted one. Aspect-ratio grouping is replayed from the dataset
 dicts' ``width`` / ``height`` (no image is decoded to skip).
 """
 from __future__ import annotations
@@ -98,7 +100,7 @@ class ResumableTrainLoader:
         self.seed = collectives.shared_random_seed() if seed is None or seed < 0 else int(seed)
         self.grouping = aspect_ratio_grouping
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
-        self._resume_batches = 0
+        self._batches = 0  # batches of this rank's stream yielded so far (its position)
 
     def indices_at(self, positions: Iterator[int]) -> Iterator[tuple[int, int]]:
         """(position, dataset index) for strictly increasing ``positions``."""
@@ -124,23 +126,52 @@ class ResumableTrainLoader:
                            f"dataloader.train.aspect_ratio_grouping=False")
         return int(record["width"] > record["height"])
 
-    def resume_from(self, batches: int) -> None:
-        """Continue after the first ``batches`` batches of this rank's stream.
+    def state_dict(self) -> dict:
+        """The stream's position (torchdata's ``StatefulDataLoader`` protocol).
 
-        Call before iterating. No image is read to skip.
+        Returns:
+            ``{"batches": batches yielded so far, "world_size": ranks, "seed": stream seed}``.
         """
+        return {"batches": self._batches, "world_size": self.world, "seed": self.seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue after the first ``state["batches"]`` batches of this rank's stream.
+
+        Call before iterating; no image is read to skip. A state written at another world
+        size continues at the same batch count of this world size's (re-sharded) order, with
+        a warning.
+
+        Args:
+            state: what :meth:`state_dict` returned (possibly on another rank).
+        """
+        missing = [k for k in ("batches", "world_size") if k not in state]
+        if missing:
+            raise KeyError(f"{type(self).__name__} state lacks {missing}: got {sorted(state)}")
+        batches = int(state["batches"])
         if batches < 0:
             raise ValueError(f"cannot resume from batch {batches}")
-        self._resume_batches = int(batches)
+        if int(state["world_size"]) != self.world:
+            logger.warning(f"the training stream was saved by {state['world_size']} ranks and "
+                           f"resumes with {self.world}: it continues at batch {batches} of a "
+                           f"re-sharded order")
+        if "seed" in state and int(state["seed"]) != self.seed:
+            logger.warning(f"the training stream was saved with seed {state['seed']} and "
+                           f"resumes with seed {self.seed}: another order continues")
+        self._batches = batches
+
+    def resume_from(self, batches: int) -> None:
+        """Continue after the first ``batches`` batches of this rank's stream (as
+        :meth:`load_state_dict` with this world size). Call before iterating."""
+        self.load_state_dict({"batches": batches, "world_size": self.world})
 
     def _resume_point(self) -> tuple[list[int], int]:
         """Positions still waiting in the grouping buckets, and the next fresh position."""
         if not self.grouping:
-            return [], self._resume_batches * self.batch_size
+            return [], self._batches * self.batch_size
         buckets: dict[int, list[int]] = {0: [], 1: []}
         emitted, position = 0, 0
         indices = self.indices_at(itertools.count())
-        while emitted < self._resume_batches:
+        while emitted < self._batches:
             item = next(indices)
             bucket = buckets[self.group_key(item[1])]
             bucket.append(item[0])
@@ -154,7 +185,7 @@ class ResumableTrainLoader:
         leftover, start = self._resume_point()
         if start:
             logger.info(f"training stream resumes at sample {start} of rank {self.rank} "
-                        f"(batch {self._resume_batches})")
+                        f"(batch {self._batches})")
         loader = DataLoader(_PositionedStream(self, leftover, start), batch_size=None,
                             num_workers=self.num_workers, collate_fn=_identity,
                             generator=torch.Generator(),  # never draw from the global RNG
@@ -167,8 +198,10 @@ class ResumableTrainLoader:
             bucket = buckets[key]
             bucket.append(sample)
             if len(bucket) == self.batch_size:
-                yield bucket[:]
+                batch = bucket[:]
                 bucket.clear()
+                self._batches += 1  # counted when handed out: the state names what was used
+                yield batch
 
 
 def build_train_loader(dataset: Sequence[dict], *, mapper: Callable[[dict], dict],

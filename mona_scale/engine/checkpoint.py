@@ -4,8 +4,9 @@ A training checkpoint is a directory ``<output_dir>/model_<iteration>/`` holding
 - the strategy's model and optimizer state, sharded: ``torch.distributed.checkpoint`` files
   for ddp / fsdp (loadable at another world size), DeepSpeed's own files under ``state/``;
 - ``trainer.pt``: iteration, hook states (the LR scheduler), loss-scaler state;
-- ``rank<r>.pt`` per rank: python / numpy / torch RNG states and the data position (how
-  many batches this rank has drawn).
+- ``rank<r>.pt`` per rank: python / numpy / torch RNG states and the training loader's
+  ``state_dict()`` (under ``"loader"``: this rank's position in its data stream; None for a
+  loader without state, which then cannot be resumed).
 Every rank writes into ``.<name>.tmp/``; after a barrier rank 0 renames it into place and
 only then rewrites the ``last_checkpoint`` pointer (both atomic renames). A process killed
 mid-save leaves the previous checkpoint complete and the pointer naming it. An empty or
@@ -286,8 +287,7 @@ class Checkpointer:
         try:
             self.strategy.save_state(tmp, self.model, self.optimizer)
             rank = comm.get_rank()
-            atomic_torch_save({"rng": rng,
-                               "batches_drawn": getattr(self.trainer, "batches_drawn", 0)},
+            atomic_torch_save({"rng": rng, "loader": self._loader_state()},
                               os.path.join(tmp, f"rank{rank}.pt"))
             if comm.is_main_process():
                 if self.trainer is not None:
@@ -351,19 +351,34 @@ class Checkpointer:
         logger.info(f"loaded checkpoint {path} (iteration {meta['iteration']}, "
                     f"{meta['strategy']}, world size {meta['world_size']})")
 
+    def _loader_state(self) -> dict | None:
+        """The training loader's ``state_dict()`` (None: no trainer, or a loader without
+        state)."""
+        state_dict = getattr(getattr(self.trainer, "data_loader", None), "state_dict", None)
+        return state_dict() if callable(state_dict) else None
+
     def _load_rank_state(self, path: str, meta: dict) -> None:
+        loader = self.trainer.data_loader
+        if not callable(getattr(loader, "load_state_dict", None)):
+            raise TypeError(f"{type(loader).__name__} cannot resume at the checkpoint's data "
+                            f"position (it has no load_state_dict): build dataloader.train "
+                            f"with mona_scale.data.build_train_loader or a streaming loader")
         rank, world = comm.get_rank(), comm.get_world_size()
         rank_file = os.path.join(path, f"rank{rank}.pt")
-        if meta["world_size"] != world or not os.path.isfile(rank_file):
-            state = torch.load(os.path.join(path, "rank0.pt"), weights_only=True)
+        same_world = meta["world_size"] == world and os.path.isfile(rank_file)
+        state = torch.load(rank_file if same_world else os.path.join(path, "rank0.pt"),
+                           weights_only=True)
+        if state.get("loader") is None:
+            raise ValueError(f"{path} holds no data position (the run that wrote it used a "
+                             f"loader without state_dict): it cannot be resumed with "
+                             f"{type(loader).__name__}; start from it with "
+                             f"train.init_checkpoint={path} instead")
+        if same_world:
+            set_rng_state(state["rng"])
+        else:  # the loader warns about its re-sharded order
             logger.warning(f"checkpoint written by {meta['world_size']} ranks, resumed by "
-                           f"{world}: RNG streams restart and the data stream continues at "
-                           f"batch {state['batches_drawn']} of a re-sharded order")
-            self.trainer.batches_drawn = state["batches_drawn"]
-            return
-        state = torch.load(rank_file, weights_only=True)
-        set_rng_state(state["rng"])
-        self.trainer.batches_drawn = state["batches_drawn"]
+                           f"{world}: RNG streams restart")
+        loader.load_state_dict(state["loader"])
 
 
 class AtomicCheckpointer(DetectionCheckpointer):

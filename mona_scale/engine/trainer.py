@@ -42,7 +42,9 @@ class MonaTrainer(TrainerBase):
 
     Args:
         model: the wrapped model (from ``strategy.setup``).
-        data_loader: an iterable of batches.
+        data_loader: an iterable of batches; to resume a run it also needs
+            ``state_dict()`` / ``load_state_dict()`` (its position, which the checkpoint
+            saves), as :class:`~mona_scale.data.loader.ResumableTrainLoader` has.
         optimizer: the optimizer (from ``strategy.setup``).
         strategy: the :class:`~mona_scale.engine.strategies.Strategy` (it holds
             ``grad_accum`` and ``clip_grad``).
@@ -58,7 +60,6 @@ class MonaTrainer(TrainerBase):
         self.model, self.data_loader, self.optimizer = model, data_loader, optimizer
         self.strategy, self.grad_accum = strategy, strategy.grad_accum
         self._data_loader_iter_obj = None
-        self.batches_drawn = 0  # this rank's batches taken from the loader (its position)
         self.stopping = stopping if stopping is not None else StopControl()
 
     @property
@@ -80,14 +81,9 @@ class MonaTrainer(TrainerBase):
 
     @property
     def _data_loader_iter(self):
+        # created at the first step: a resumed run's checkpoint has restored the loader's
+        # state (its position) by then
         if self._data_loader_iter_obj is None:
-            resume_from = getattr(self.data_loader, "resume_from", None)
-            if self.batches_drawn and resume_from is None:
-                raise TypeError(f"{type(self.data_loader).__name__} cannot resume at batch "
-                                f"{self.batches_drawn}: build dataloader.train with "
-                                f"mona_scale.data.build_train_loader or a streaming loader")
-            if self.batches_drawn:
-                resume_from(self.batches_drawn)
             self._data_loader_iter_obj = iter(self.data_loader)
         return self._data_loader_iter_obj
 
@@ -124,7 +120,6 @@ class MonaTrainer(TrainerBase):
         for micro in range(self.grad_accum):
             start = time.perf_counter()
             data = next(self._data_loader_iter)
-            self.batches_drawn += 1
             data_time += time.perf_counter() - start
             last = micro == self.grad_accum - 1
             sync = contextlib.nullcontext() if last else self.strategy.no_sync(self.model)
