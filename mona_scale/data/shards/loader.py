@@ -1,28 +1,8 @@
 """What configs instantiate: shard datasets (registered for evaluators) and the streaming
-train / test loaders, which run in the main process around a torch ``DataLoader``.
-
-    dataloader.train = L(build_stream_train_loader)(
-        dataset=L(shard_dataset)(name="coco_train2017_stream",
-                                 manifests="shards/coco_train2017"),  # under $DETECTRON2_DATASETS
-        mapper=..., total_batch_size=16, num_workers=4)
-
-(``configs/common/data/stream.py`` builds these nodes from a file-based config.)
-
-Exact resume: the train loader's position is loader state, with the protocol of torchdata's
-``StatefulDataLoader``: ``state_dict()`` (this rank's batches consumed, seed, streams per
-rank, world size) is saved with a checkpoint and ``load_state_dict(state)``, called before
-the first ``iter()``, makes the stream yield exactly the batches an uninterrupted run would
-have yielded next, with any number of DataLoader workers that divides the saved stream
-count (see :mod:`.reader`). Aspect-ratio grouping happens inside each stream before batches
-leave the worker, so the DataLoader's round-robin keeps positions exact. A batch whose
-samples are *all* undecodable is skipped (and logged) but still counted in the position.
-A state saved by another world size continues a re-sharded order (with a warning).
-
-Corrupt data: :meth:`StreamingLoader.stats` returns ``data/samples_seen``,
-``data/corrupt_samples`` and ``data/corrupt_{truncated,invalid,undecodable}`` (this
-rank, cumulative; ``data_test/...`` for the test loader); while a detectron2 EventStorage
-is active they are also put into it, so they reach metrics.json. Past the budget, the
-loader raises :class:`~.budget.CorruptDataError` naming the worst shard.
+train / test loaders, which run in the main process around a torch ``DataLoader``,
+aggregate the workers' corrupt-data counts (``data/...`` metrics, the budget) and keep the
+train loader's position as loader state (``state_dict`` / ``load_state_dict``, the protocol
+of torchdata's ``StatefulDataLoader``). See docs/streaming.md.
 """
 from __future__ import annotations
 

@@ -1,37 +1,10 @@
 """The streaming dataset: shards -> detectron2 dataset dicts -> the task's mapper.
 
-Tars are read with webdataset's own pieces: ``gopen`` opens the URL (path, ``file://``,
-``pipe:``, ``http(s)://``, registered schemes), ``tar_file_expander`` / ``group_by_keys``
-turn members into samples, ``ResampledShards`` draws training shards with replacement and
-``webdataset.shuffle`` shuffles samples. What webdataset does not do is here: counting
-every corrupt or lost sample against a budget (:mod:`.budget`), telling a shard cut at a
-member boundary or a failing ``pipe:`` command from a complete shard (manifest counts, exit
-status), and an order that is a function of the sample position, so a stream resumes exactly.
-
-Shards are split by rank and *stream*: stream ``g = rank * V + v`` (``V`` streams per rank)
-reads ``shards[g::world_size * V]``; fewer shards than streams is an error. ``V`` defaults
-to the number of DataLoader workers (at least 1); each worker serves ``V / W`` streams, so
-``W`` must divide ``V``, and the same ``V`` read by any such ``W`` gives the same batches.
-Batch ``i`` of a rank is batch ``i // V`` of stream ``i % V``.
-
-**Evaluation** (``training=False``): one stream per worker reads its shards once, in order,
-and yields ``[mapped]`` lists (batch 1, like detectron2's test loader): together the
-streams of all ranks cover every sample exactly once.
-
-**Training**: each stream is infinite and organised in *restarts* of ``segment_batches``
-batches (``segment_samples // batch_size``). Restart ``r`` of stream ``(rank, v)`` draws
-shards with replacement, shuffles samples through a buffer and groups them into batches of
-``batch_size`` (by aspect ratio, ``width > height`` from the annotations, when
-``aspect_ratio_grouping``), all seeded by ``(seed, rank, v, r)``; each sample's mapper call
-runs with python/numpy/torch RNGs seeded by its position, so the augmentations too are a
-function of ``(seed, rank, v, position)``. A stream resumed after ``n`` batches starts
-restart ``n // segment_batches`` and skips ``n % segment_batches`` batches by reading their
-samples without decoding or mapping them, so a resume reads at most ``segment_samples``
-(plus the shuffle buffer) extra samples.
-
-Every item a stream yields is ``(batch, counts)``: the batch (``None`` for a final
-counts-only item) and the corrupt-data counts since the previous item
-(:meth:`~.budget.CorruptCounts.delta`), which the loader in the main process aggregates.
+Tars are read with webdataset's ``gopen``, ``tar_file_expander``, ``group_by_keys``,
+``ResampledShards`` and ``shuffle``; what is ours: every corrupt or lost sample counted
+against a budget (:mod:`.budget`), and an order that is a function of the sample position
+(seed, rank, stream, restart, batch), so a stream resumes exactly with any number of
+workers that divides its stream count. docs/streaming.md describes the design.
 """
 from __future__ import annotations
 
@@ -77,12 +50,9 @@ def read_tar(url: str) -> Iterator[tuple[str, dict[str, bytes]]]:
         url: anything webdataset's ``gopen`` opens.
 
     Returns:
-        An iterator over the samples.
-
-    Raises:
-        TruncatedShard: after the complete samples (a sample cut short, or the last one of
-            a failing ``pipe:`` command, is not yielded), naming the (redacted) URL, the
-            count read and the cause.
+        The samples; then ``TruncatedShard`` (naming the redacted URL, the count and the
+        cause) if the stream broke: a sample cut short, or the last sample of a failing
+        ``pipe:`` command, is not yielded.
     """
     count, done = 0, None
     try:
@@ -181,24 +151,16 @@ class ShardStream(IterableDataset):
         self.streams = self.check_streams(streams if training and streams else self.workers)
 
     def check_streams(self, streams: int) -> int:
-        """``streams`` if this rank's workers can serve that many streams from the shards.
-
-        Args:
-            streams: streams per rank.
-
-        Returns:
-            ``streams``; else ``ValueError`` saying what to change.
-        """
-        total = self.world_size * streams
+        """``streams`` (per rank) if the workers can serve them, else ``ValueError``."""
         if streams < 1 or streams % self.workers:
             raise ValueError(f"{streams} stream(s) per rank cannot be split over "
                              f"{self.workers} DataLoader worker(s): use a multiple")
-        if len(self.shards.shards) < total:
+        if len(self.shards.shards) < self.world_size * streams:
             raise ValueError(
                 f"{len(self.shards.shards)} shard(s) for {self.world_size} rank(s) x "
-                f"{streams} {'stream' if streams != self.workers else 'worker'}(s) = {total} "
-                f"streams: every stream needs at least one shard. Write smaller shards "
-                f"(mona-shards --shard-size) or use fewer workers.")
+                f"{streams} {'stream' if streams != self.workers else 'worker'}(s) = "
+                f"{self.world_size * streams} streams: every stream needs at least one "
+                f"shard. Write smaller shards (mona-shards --shard-size) or use fewer workers.")
         return streams
 
     def stream_shards(self, rank: int, stream: int) -> list[ShardInfo]:

@@ -70,18 +70,9 @@ class RawSample:
         return record, served
 
 
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, bytes):
-        return value.decode("ascii")  # RLE counts
-    if hasattr(value, "item"):  # numpy / torch scalars
-        return value.item()
-    if isinstance(value, BoxMode):
-        return int(value)
-    return value
+def _json_default(value):
+    """What ``json`` cannot write itself: RLE counts (bytes), numpy / torch scalars."""
+    return value.decode("ascii") if isinstance(value, bytes) else value.item()
 
 
 def encode_sample(record: dict, image: bytes, image_ext: str, source: str,
@@ -103,7 +94,8 @@ def encode_sample(record: dict, image: bytes, image_ext: str, source: str,
         meta["_sem_seg"] = SEM_SEG_EXT
     if size is not None and not ("height" in record and "width" in record):
         meta["_size"] = list(size)
-    members = {"json": json.dumps(_jsonable(meta), sort_keys=True).encode(), image_ext: image}
+    text = json.dumps(meta, sort_keys=True, default=_json_default)
+    members = {"json": text.encode(), image_ext: image}
     if sem_seg is not None:
         members[SEM_SEG_EXT] = sem_seg
     return members
