@@ -11,7 +11,7 @@ from mona_scale.engine.checkpoint import (
     set_rng_state,
 )
 from mona_scale.engine.config import apply_overrides, load_config
-from mona_scale.engine.optim import param_groups
+from mona_scale.engine.optim import optimizer_param_groups
 from mona_scale.engine.precision import Precision
 from mona_scale.engine.strategies import build_strategy
 from mona_scale.engine.trainer import MonaTrainer
@@ -50,6 +50,12 @@ def test_missing_config_file_is_named():
         load_config("configs/nope.py")
 
 
+def _named_groups(model: nn.Module, groups: list[dict]) -> dict[float, set[str]]:
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert all(set(g) == {"params", "weight_decay"} for g in groups)
+    return {g["weight_decay"]: {names[id(p)] for p in g["params"]} for g in groups}
+
+
 def test_parameter_group_rules():
     class Toy(nn.Module):
         def __init__(self):
@@ -57,23 +63,43 @@ def test_parameter_group_rules():
             self.linear = nn.Linear(4, 4)
             self.norm = nn.LayerNorm(4)
             self.bn = nn.BatchNorm2d(4)
+            self.gn = nn.GroupNorm(2, 4)
+            self.lazy_bn = nn.LazyBatchNorm1d()  # outside detectron2's own norm list
             self.relative_position_bias_table = nn.Parameter(torch.zeros(9, 2))
             self.frozen = nn.Linear(4, 4)
             self.frozen.requires_grad_(False)
             self.gamma = nn.Parameter(torch.ones(4))
+            self.shared = self.linear  # the same parameters twice: listed once
 
-    groups = {g["weight_decay"]: set(g["names"]) for g in param_groups(Toy(), 0.05)}
-    assert groups[0.05] == {"linear.weight", "linear.bias", "gamma"}
-    assert groups[0.0] == {"norm.weight", "norm.bias", "bn.weight", "bn.bias",
-                           "relative_position_bias_table"}
+    toy = Toy()
+    toy.lazy_bn(torch.ones(2, 4))  # materialise its parameters
+    groups = optimizer_param_groups(toy, 0.05)
+    assert len(groups) == 2
+    assert _named_groups(toy, groups) == {
+        0.05: {"linear.weight", "linear.bias", "gamma"},
+        0.0: {"norm.weight", "norm.bias", "bn.weight", "bn.bias", "gn.weight", "gn.bias",
+              "lazy_bn.weight", "lazy_bn.bias", "relative_position_bias_table"}}
+    optimizer = torch.optim.AdamW(groups, lr=1e-3, weight_decay=0.5)  # groups' decay wins
+    assert sorted(g["weight_decay"] for g in optimizer.param_groups) == [0.0, 0.05]
     with pytest.raises(ValueError, match="no trainable parameter"):
-        param_groups(nn.Linear(2, 2).requires_grad_(False), 0.05)
+        optimizer_param_groups(nn.Linear(2, 2).requires_grad_(False), 0.05)
+
+
+def test_channel_first_layer_norm_of_upstream_detectron2_does_not_decay():
+    layer_norm = pytest.importorskip("detectron2.layers").__dict__.get("LayerNorm")
+    if layer_norm is None:
+        pytest.skip("detectron2 v0.6 has no channel-first LayerNorm")
+    model = nn.Sequential(nn.Conv2d(2, 4, 1), layer_norm(4))
+    assert _named_groups(model, optimizer_param_groups(model, 0.1)) == {
+        0.1: {"0.weight", "0.bias"}, 0.0: {"1.weight", "1.bias"}}
 
 
 def test_mona_adapter_norms_do_not_decay(tiny_swin):
-    groups = {g["weight_decay"]: g["names"] for g in param_groups(tiny_swin("mona"), 0.05)}
-    assert all(n.endswith((".norm.weight", ".norm.bias")) for n in groups[0.0])
+    model = tiny_swin("mona")
+    groups = _named_groups(model, optimizer_param_groups(model, 0.05))
+    assert groups[0.0] and all(n.endswith((".norm.weight", ".norm.bias")) for n in groups[0.0])
     assert any(n.endswith("my_module_1.gamma") for n in groups[0.05])
+    assert not any("relative_position_bias_table" in n for n in groups[0.05])
 
 
 def test_precision():

@@ -1,5 +1,5 @@
 # AdamW; parameter groups (trainable parameters only; no decay on norms and relative-position
-# tables) are built by mona_scale.engine.optim.param_groups at run time.
+# tables) are built by mona_scale.engine.optim.optimizer_param_groups at run time.
 import torch
 from detectron2.config import LazyCall as L
 

@@ -33,7 +33,7 @@ from .checkpoint import (
 from .config import save_config
 from .evaluation import EqualLengthLoader, SkipPadding
 from .model_protocol import find_backbone, find_shardable
-from .optim import param_groups
+from .optim import optimizer_param_groups
 from .precision import Precision
 from .run_dir import prepare_output_dir
 from .stopping import StopControl
@@ -223,14 +223,23 @@ def do_test(cfg: DictConfig, model: nn.Module, strategy: Strategy | None = None)
 
 
 def optimizer_factory(cfg: DictConfig):
-    """A function model -> optimizer from ``cfg.optimizer`` over :func:`param_groups`."""
+    """A function model -> optimizer from ``cfg.optimizer`` over
+    :func:`~mona_scale.engine.optim.optimizer_param_groups`.
+
+    Args:
+        cfg: the config (``cfg.optimizer``: a lazy call of an optimizer class; its
+            ``params`` are replaced by the parameter groups).
+
+    Returns:
+        The function a strategy calls with the model it wrapped.
+    """
 
     def make(model: nn.Module) -> torch.optim.Optimizer:
         opt_cfg = OmegaConf.to_container(cfg.optimizer, resolve=True)
         opt_cfg.pop("params", None)
         target = opt_cfg.pop("_target_")
         target = locate(target) if isinstance(target, str) else target
-        groups = param_groups(model, weight_decay=opt_cfg.get("weight_decay", 0.0))
+        groups = optimizer_param_groups(model, weight_decay=opt_cfg.get("weight_decay", 0.0))
         return target(groups, **opt_cfg)
     return make
 
