@@ -102,6 +102,41 @@ def test_mona_adapter_norms_do_not_decay(tiny_swin):
     assert not any("relative_position_bias_table" in n for n in groups[0.05])
 
 
+def test_console_line_is_detectron2s_with_cpu_memory(tmp_path):
+    import logging
+    import re
+
+    from mona_scale.engine.writers import build_event_writers
+
+    printer, json_writer = build_event_writers(str(tmp_path), max_iter=10)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = printer.logger.logger  # detectron2's, as set up by the run
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        with EventStorage(0) as storage:
+            for it, loss in enumerate([3.0, 1.0, 2.0]):
+                storage.iter = it
+                storage.put_scalars(loss_box=loss, lr=0.25, smoothing_hint=False)
+                storage.put_scalar("time", 0.5)
+            printer.write()
+            json_writer.write()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    line = records[-1].getMessage()
+    assert "iter: 2" in line and "loss_box: 2" in line and "lr: 0.25" in line  # the median
+    assert "eta: 0:00:03" in line  # 7 iterations left at 0.5 s
+    with open("/proc/self/status") as f:  # VmRSS, in kB: another reader of the same figure
+        rss = next(int(x.split()[1]) for x in f if x.startswith("VmRSS:")) / 1024
+    shown = float(re.search(r"cpu_mem: (\d+)M$", line).group(1))
+    assert abs(shown - rss) < 0.1 * rss
+    assert json.loads((tmp_path / "metrics.json").read_text().splitlines()[-1])["iteration"] == 2
+
+
 def test_precision():
     with pytest.raises(ValueError, match="train.precision='fp8'"):
         Precision("fp8")

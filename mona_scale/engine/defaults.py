@@ -40,7 +40,7 @@ from .stopping import StopControl
 from .strategies import Strategy, build_strategy
 from .trainer import MonaTrainer
 from .wandb_writer import WandbWriter
-from .writers import MemoryHook, default_writers
+from .writers import MemoryHook, build_event_writers
 
 __all__ = ["setup_run", "resolve_device", "check_device", "configure_tf32", "build_model",
            "load_init_checkpoint", "do_test", "do_train", "optimizer_factory",
@@ -248,7 +248,7 @@ def _writers(cfg: DictConfig) -> list:
     """The log printer, ``metrics.json`` and (``train.wandb.enabled``) wandb, which rewinds
     its run to the iteration a resumed run restores (the ``last_checkpoint`` pointer's)."""
     out = cfg.train.output_dir
-    writers = default_writers(out, cfg.train.max_iter)
+    writers = build_event_writers(out, cfg.train.max_iter)
     options = cfg.train.get("wandb") or {}
     if options.get("enabled", False) and options.get("mode", "auto") != "disabled":
         last = last_checkpoint(out)
