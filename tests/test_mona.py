@@ -141,3 +141,61 @@ def test_output_is_not_a_view(dtype):
     with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
         out = mona(torch.randn(2, 20, 32, requires_grad=True), (4, 5))
     assert out._base is None
+
+
+def test_dropout_keep_mask_statistics():
+    from mona_scale.adapters.mona import dropout_keep_mask
+    torch.manual_seed(0)
+    n = 1 << 20
+    keep, scale = dropout_keep_mask((n,), 0.1)
+    assert keep.dtype == torch.bool and keep.shape == (n,)
+    # p_eff = round(0.1 * 2^15) / 2^15 = 3277 / 32768; scale = 32768 / 29491
+    assert scale == pytest.approx(32768 / 29491, rel=1e-12)
+    # keep rate within 5 binomial standard deviations (sd = sqrt(0.09 / n) ~ 3e-4), in each of
+    # the four 16-bit positions a 64-bit random word feeds (the top one has 15 bits)
+    per_position = keep.view(-1, 4).double().mean(0)
+    assert torch.all((per_position - 0.9).abs() < 5 * (0.09 / (n / 4)) ** 0.5), per_position
+    # neighbours from the same word are independent: P(both kept) ~ 0.81
+    pairs = keep.view(-1, 4)
+    both = (pairs[:, 0] & pairs[:, 3]).double().mean()
+    assert abs(both - 0.81) < 5 * (0.81 * 0.19 / (n / 4)) ** 0.5
+    # odd sizes and shapes
+    keep, _ = dropout_keep_mask((3, 5, 7), 0.5)
+    assert keep.shape == (3, 5, 7)
+    assert dropout_keep_mask((10,), 0.0)[0].all()
+    with pytest.raises(ValueError, match="must be in"):
+        dropout_keep_mask((4,), 1.0)
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_fused_training_dropout_matches_reference_with_the_same_mask(autocast):
+    # the fused path's training output and gradients equal the reference layers applied by
+    # hand with the mask the fused path draws (same seed): gelu, mask, 1 / (1 - p_eff)
+    from mona_scale.adapters.mona import dropout_keep_mask
+    fused = Mona(64, dropout=0.25, fused=True).train()
+    _randomise(fused)
+    reference = Mona(64, dropout=0.25, fused=False).train()
+    reference.load_state_dict(fused.state_dict())
+    hw = (6, 7)
+    x = torch.randn(2, 42, 64)
+    x_f, x_r = x.clone().requires_grad_(), x.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        torch.manual_seed(5)
+        out_f = fused(x_f, hw)
+        torch.manual_seed(5)
+        keep, scale = dropout_keep_mask((2, 42, 64), 0.25)
+        assert 0 < keep.sum() < keep.numel()
+        z = reference.filter_stage(reference.project1(reference.scaled_norm(x_r)), hw)
+        h = torch.nn.functional.gelu(z) * keep * scale
+        out_r = x_r + reference.project2(h)
+    tol = 2 ** -6 if autocast else 1e-5
+    branch = (out_r - x).detach().abs().max()
+    assert (out_f - out_r).abs().max() <= tol * branch
+    grad_out = torch.randn_like(out_f)
+    out_f.backward(grad_out)
+    out_r.backward(grad_out)
+    assert (x_f.grad - x_r.grad).abs().max() <= tol * (x_r.grad - grad_out).abs().max()
+    ref_params = dict(reference.named_parameters())
+    for name, p in fused.named_parameters():
+        expected = ref_params[name].grad
+        assert (p.grad - expected).abs().max() <= 2 * tol * expected.abs().max(), name

@@ -12,16 +12,20 @@ Two execution paths compute the same function:
   is ONE depthwise 7x7 conv with the zero-padded average kernel plus 1 at the centre tap,
   and ``y + pw(y)`` is one 1x1 conv with weight ``W + I``. The kernels are rebuilt from the
   original parameters on every call, so gradients flow to them unchanged. The fused path
-  also stays in the token (channels-last) layout and folds ``gamma`` into the LayerNorm.
+  also stays in the token (channels-last) layout, folds ``gamma`` into the LayerNorm, draws
+  its dropout mask as a bool tensor from 16-bit random words (see :func:`dropout_keep_mask`)
+  and folds the dropout scale into ``project2``'s weight.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ["Mona", "MonaOp", "mona_param_count"]
+__all__ = ["Mona", "MonaOp", "mona_param_count", "dropout_keep_mask"]
 
 KERNEL_SIZES = (3, 5, 7)
 
@@ -40,6 +44,41 @@ def mona_param_count(dim: int, bottleneck: int = 64) -> int:
     outer = 4 * dim + 2 * b * dim + b + dim  # norm, gamma, gammax, project1, project2
     inner = sum(b * k * k + b for k in KERNEL_SIZES) + b * b + b
     return outer + inner
+
+
+def dropout_keep_mask(shape: tuple[int, ...], p: float,
+                      device: torch.device | str = "cpu") -> tuple[torch.Tensor, float]:
+    """A bool keep-mask for dropout and the matching scale, cheaper than ``bernoulli_``.
+
+    On CPU, ``bernoulli_`` draws one float per element; here one 64-bit random word
+    (``random_`` on int64 gives 63 uniform bits) yields four 16-bit draws: the three low
+    16-bit chunks are uniform over 2^16 values, the top one over 2^15. An element is
+    dropped with probability ``p_eff = round(p * 2^15) / 2^15`` in every chunk (threshold
+    ``2t`` of 2^16, resp. ``t`` of 2^15), so ``|p_eff - p| <= 2^-16``, and the returned
+    scale is ``1 / (1 - p_eff)``: the expectation is preserved exactly. Other devices use
+    ``torch.rand(shape) >= p`` and ``1 / (1 - p)``.
+
+    Args:
+        shape: mask shape.
+        p: drop probability in [0, 1).
+        device: where the mask is drawn.
+
+    Returns:
+        ``(keep, scale)``: a bool tensor of ``shape`` and the factor for the kept values.
+    """
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    device = torch.device(device)
+    if device.type != "cpu":
+        return torch.rand(shape, device=device) >= p, 1.0 / (1.0 - p)
+    t = round(p * 2**15)
+    n = math.prod(shape)
+    words = torch.empty((n + 3) // 4, dtype=torch.int64).random_()
+    chunks = words.view(torch.int16).view(-1, 4)  # little endian: column 3 = bits 48..63
+    low = -(2**15) + 2 * t  # int16 view of a uniform 16-bit chunk: drop below this
+    threshold = torch.tensor([low, low, low, t], dtype=torch.int16)
+    keep = torch.ge(chunks, threshold).view(-1)[:n].view(shape)
+    return keep, 1.0 / (1.0 - t / 2**15)
 
 
 class MonaOp(nn.Module):
@@ -121,23 +160,24 @@ class Mona(nn.Module):
             out = checkpoint(self.branch, x, hw, use_reentrant=False)
         else:
             out = self.branch(x, hw)
-        # fused: in-place residual on the Linear's fresh output (one full-width tensor fewer)
-        # when it has the input's dtype; under autocast the branch is half precision and the
-        # residual sum takes the input's (fp32) dtype, as in the reference path
-        if self.fused and out.dtype == x.dtype:
-            return out.add_(x)
+        # a new tensor, not a view (F.linear on 3-D input returns a view of its 2-D result;
+        # a view as a block's output defeats FSDP2's pre-backward hook, which warns on
+        # every rank); under autocast the branch is half precision and the sum takes the
+        # input's (fp32) dtype, as in the reference path
         return x + out
 
     def branch(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
         """Everything but the residual: ``up(drop(gelu(filters(down(scaled_norm(x))))))``."""
         z = self.filter_stage(self.project1(self.scaled_norm(x)), hw)
-        h = self.dropout(F.gelu(z))
         if not self.fused:
-            return self.project2(h)
-        # fused: the bias is added in place, because F.linear with a bias on 3-D input
-        # returns a view of its 2-D result; a view as a block's output (after the in-place
-        # residual) defeats FSDP2's pre-backward hook, which it warns about on every rank
-        return F.linear(h, self.project2.weight).add_(self.project2.bias)
+            return self.project2(self.dropout(F.gelu(z)))
+        # fused: a bool mask multiplied in place into the GELU output (GELU's backward needs
+        # its input only), the dropout scale folded into project2's (C, c) weight
+        h, weight = F.gelu(z), self.project2.weight
+        if self.training and self.dropout.p > 0:
+            keep, scale = dropout_keep_mask(h.shape, self.dropout.p, h.device)
+            h, weight = h.mul_(keep), weight * scale
+        return F.linear(h, weight, self.project2.bias)
 
     def scaled_norm(self, x: torch.Tensor) -> torch.Tensor:
         """``LN(x) * gamma + x * gammax`` (fused: gamma folded into the LN affine)."""
@@ -146,7 +186,8 @@ class Mona(nn.Module):
         norm = self.norm
         z = F.layer_norm(x, norm.normalized_shape, norm.weight * self.gamma,
                          norm.bias * self.gamma, norm.eps)
-        return torch.addcmul(z, x, self.gammax)
+        # not addcmul: its backward multiplies by its scalar ``value`` (a full extra pass)
+        return z.add_(x * self.gammax)
 
     def filter_stage(self, z: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
         """Multi-cognitive filters and aggregation on (B, N, c) tokens over the (H, W) map."""
