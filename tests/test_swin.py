@@ -80,3 +80,43 @@ def test_matches_timm_swin_on_window_multiples():
         feats = layer(feats)  # NHWC
         expected = ours.__getattr__(f"norm{i}")(feats).permute(0, 3, 1, 2)
         assert (outs[f"res{i + 2}"] - expected).abs().max() < 1e-4, i
+
+
+# ------------------------------------------------- what the engine sees: model_protocol
+def test_engine_finds_the_swin_and_its_blocks_through_the_protocols(tiny_swin):
+    from mona_scale.engine.model_protocol import find_backbone, find_shardable
+
+    from torch import nn
+
+    swin = tiny_swin("mona")
+    model = nn.ModuleDict({"stem": nn.Conv2d(3, 3, 1), "backbone": nn.ModuleDict({"net": swin}),
+                           "head": nn.Linear(4, 2)})
+    assert find_shardable(model) == [swin] and find_backbone(model) is swin
+    assert find_shardable(nn.Linear(2, 2)) == [] and find_backbone(nn.Linear(2, 2)) is None
+    names = {id(m): n for n, m in swin.named_modules()}
+    # TINY has two blocks in each of four stages, in forward order
+    assert [names[id(u)] for u in swin.shard_units()] == [
+        f"layers.{i}.blocks.{j}" for i in range(4) for j in range(2)]
+
+
+def test_protocol_load_pretrained_loads_a_state_dict(tiny_swin):
+    from mona_scale.engine.model_protocol import find_backbone
+
+    source, target = tiny_swin("full"), tiny_swin("mona")
+    state = {k: v for k, v in source.state_dict().items() if not k.startswith("norm")}
+    report = find_backbone(target).load_pretrained({"model": state})
+    assert report.layout == "microsoft" and report.missing_pretrained == []
+    assert torch.equal(target.state_dict()["layers.2.blocks.1.attn.qkv.weight"],
+                       state["layers.2.blocks.1.attn.qkv.weight"])
+
+
+def test_build_model_sets_activation_checkpointing_on_the_backbone():
+    from mona_scale.engine.config import load_config
+    from mona_scale.engine.defaults import build_model
+    from mona_scale.engine.model_protocol import find_backbone
+
+    for enabled in (True, False):
+        cfg = load_config("configs/quickstart/shapes_cls_mona.py",
+                          [f"train.activation_checkpointing={enabled}"])
+        swin = find_backbone(build_model(cfg))
+        assert [stage.activation_checkpointing for stage in swin.layers] == [enabled] * 4

@@ -172,3 +172,26 @@ def test_frozen_does_not_mean_eval(tiny_swin):
     assert not torch.equal(swin(x)["res5"], swin(x)["res5"])
     swin.eval()
     assert torch.equal(swin(x)["res5"], swin(x)["res5"])
+
+
+def test_adapter_keys_are_named_by_the_slots():
+    from mona_scale.adapter_slots import is_adapter_key
+
+    assert is_adapter_key("layers.0.blocks.1.my_module_2.adapter_conv.conv1.weight")
+    assert is_adapter_key("backbone.bottom_up.layers.3.blocks.0.attn.qkv.lora_v_B")
+    assert is_adapter_key("layers.1.blocks.0.parallel_adapter.down.bias")
+    assert not is_adapter_key("layers.1.blocks.0.attn.qkv.weight")
+    assert not is_adapter_key("norm0.weight")
+    assert not is_adapter_key("layers.1.blocks.0.mlp.fc1.bias")
+
+
+@pytest.mark.parametrize("method", ["mona", "adapter", "adaptformer", "lora"])
+def test_what_a_method_adds_is_exactly_the_adapter_keys(tiny_swin, method):
+    """Every tensor a method inserts, and nothing of the bare Swin, is an adapter key (the
+    loader's way to tell adapters from pretrained weights)."""
+    from mona_scale.adapter_slots import is_adapter_key
+
+    bare = set(tiny_swin("full").state_dict())
+    tuned = set(tiny_swin(method).state_dict())
+    assert bare <= tuned
+    assert {k for k in tuned if is_adapter_key(k)} == tuned - bare != set()

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["LoadReport", "load_pretrained", "to_backbone_keys", "save_microsoft_checkpoint",
+__all__ = ["LoadReport", "load_pretrained", "save_microsoft_checkpoint",
            "interpolate_position_table"]
 
 logger = logging.getLogger(__name__)

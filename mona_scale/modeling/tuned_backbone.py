@@ -1,5 +1,8 @@
 """``build_swin``: a Swin backbone of a named size with a tuning method applied.
 
+Pretrained weights load later, from ``train.init_checkpoint``
+(:func:`mona_scale.engine.defaults.load_init_checkpoint`), into the whole built model.
+
 This sits above :mod:`mona_scale.backbones` (the architecture, weight loading) and
 :mod:`mona_scale.adapters` (the adapters and tuning methods), which do not import each
 other; configs build their backbone through it.
@@ -9,25 +12,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from mona_scale.adapters.tuning import apply_tuning
-from mona_scale.backbones import SwinTransformer, load_pretrained, swin_of_size
+from mona_scale.backbones import SwinTransformer, swin_of_size
 
 __all__ = ["build_swin"]
 
 
 def build_swin(name: str = "swin_t", tuning: str | Mapping | None = "mona", *,
-               pretrained: str | None = None, activation_checkpointing: bool = False,
+               activation_checkpointing: bool = False,
                drop_path_rate: float = 0.2, window_size: int = 7,
                out_features: Sequence[str] | None = None, embed_dim: int | None = None,
                depths: Sequence[int] | None = None,
                num_heads: Sequence[int] | None = None) -> SwinTransformer:
-    """Build a Swin backbone, apply a tuning method and optionally load weights.
+    """Build a Swin backbone and apply a tuning method.
 
     Args:
         name: ``swin_t``, ``swin_s``, ``swin_b`` or ``swin_l``.
         tuning: method name or ``{"method": ..., **options}`` (see
             :mod:`mona_scale.adapters.tuning`); ``None`` means ``full``.
-        pretrained: checkpoint path for :func:`~mona_scale.backbones.load_pretrained`
-            (empty/None: none).
         activation_checkpointing: recompute each block in backward (non-reentrant).
         drop_path_rate: stochastic depth of the last block.
         window_size: attention window.
@@ -41,7 +42,5 @@ def build_swin(name: str = "swin_t", tuning: str | Mapping | None = "mona", *,
                             window_size=window_size, drop_path_rate=drop_path_rate,
                             out_features=out_features)
     apply_tuning(backbone, tuning)
-    if pretrained:
-        load_pretrained(backbone, pretrained)
     backbone.set_activation_checkpointing(activation_checkpointing)
     return backbone
