@@ -5,8 +5,8 @@
 * ``mona_scale.backbones`` and ``mona_scale.adapters`` import no ``mona_scale.engine`` and
   not each other (``mona_scale.modeling`` puts them together);
 * nothing in ``mona_scale`` imports the repository's ``projects/`` or ``configs/``;
-* there is no import cycle among the modules' module-level imports (nor, once the
-  checkpoint reading lives in ``engine/``, through imports inside functions).
+* there is no import cycle among the modules' module-level imports, nor through imports
+  inside functions (a lazy import hides a cycle from Python, not from the reader).
 """
 from __future__ import annotations
 
@@ -205,9 +205,6 @@ def test_no_module_level_import_cycle():
     assert import_cycles(ROOT) == []
 
 
-@pytest.mark.xfail(strict=True, reason="engine.defaults imports export.load_checkpoint_weights "
-                   "in a function and export.main imports engine.defaults: remove this mark "
-                   "once the checkpoint reading lives in engine/")
 def test_no_import_cycle_through_function_level_imports():
     """A lazy import hides a cycle from Python, not from the reader: none either."""
     assert import_cycles(ROOT, module_level_only=False) == []
