@@ -25,11 +25,7 @@ from .manifest import ShardInfo, ShardSet
 from .memfs import serving
 from .sample import InvalidSample, RawSample, decode_sample
 
-__all__ = ["ShardStream", "read_tar", "read_shard"]
-
-
-class TruncatedShard(Exception):
-    """A tar stream ended or broke in the middle; ``complete`` samples were read before."""
+__all__ = ["ShardStream", "read_shard"]
 
 
 def _members(stream, url: str) -> Iterator[dict]:
@@ -42,35 +38,13 @@ def _members(stream, url: str) -> Iterator[dict]:
         raise OSError(f"{url} exited with status {stream.status}")
 
 
-def read_tar(url: str) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """``(key, {ext: bytes})`` for each sample of the tar at ``url`` (webdataset's
-    ``gopen``, ``tar_file_expander`` and ``group_by_keys``).
-
-    Args:
-        url: anything webdataset's ``gopen`` opens.
-
-    Returns:
-        The samples; then ``TruncatedShard`` (naming the redacted URL, the count and the
-        cause) if the stream broke: a sample cut short, or the last sample of a failing
-        ``pipe:`` command, is not yielded.
-    """
-    count, done = 0, None
-    try:
-        for sample in group_by_keys(_members(wds.gopen(url, "rb"), url)):
-            yield sample["__key__"], {k: v for k, v in sample.items() if not k.startswith("__")}
-            count, done = count + 1, sample["__key__"]
-    except Exception as e:  # tarfile, OSError, gopen's ValueError: anything breaks a shard
-        cause = (e.args[0].split(" @ ")[0] if e.args and isinstance(e.args[0], str)
-                 else f"{type(e).__name__}: {e}")
-        raise TruncatedShard(f"shard {redact(url)} is truncated or corrupt after {count} "
-                             f"samples (last complete key {done!r}): {redact(cause)}") from e
-
-
 def read_shard(shard: ShardInfo, counts: CorruptCounts,
                num_classes: int | None = None) -> Iterator[RawSample]:
-    """Valid samples of one shard; invalid ones and those lost to truncation are counted
-    (and logged) in ``counts``, never dropped silently. A tar cut at a member boundary
-    reads like a complete one: the manifest's sample count tells them apart.
+    """Valid samples of one shard (webdataset's ``gopen`` and ``group_by_keys``); invalid
+    ones and those lost to a broken stream are counted (and logged) in ``counts``, never
+    dropped silently. A sample cut short, or the last sample of a failing ``pipe:``
+    command, is not yielded; a tar cut at a member boundary reads like a complete one, but
+    the manifest's sample count tells them apart.
 
     Args:
         shard: the shard.
@@ -80,24 +54,25 @@ def read_shard(shard: ShardInfo, counts: CorruptCounts,
     Returns:
         An iterator over the shard's valid samples.
     """
-    read = 0
+    read, key = 0, None
     try:
-        for key, files in read_tar(shard.url):
-            read += 1
+        for sample in group_by_keys(_members(wds.gopen(shard.url, "rb"), shard.url)):
+            read, key = read + 1, sample["__key__"]
             counts.add_seen()
             try:
-                yield decode_sample(shard.name, key, files, num_classes)
+                yield decode_sample(shard.name, key, {k: v for k, v in sample.items()
+                                                      if not k.startswith("__")}, num_classes)
             except InvalidSample as e:
                 counts.add(shard.name, "invalid", key, str(e))
-    except TruncatedShard as e:
-        _lost(shard, read, counts, str(e))
+    except Exception as e:  # tarfile, OSError, gopen's ValueError: anything breaks a shard
+        cause = (e.args[0].split(" @ ")[0] if e.args and isinstance(e.args[0], str)
+                 else f"{type(e).__name__}: {e}")
+        reason = (f"shard {redact(shard.url)} is truncated or corrupt after {read} samples "
+                  f"(last complete key {key!r}): {redact(cause)}")
     else:
-        if shard.samples is not None and read < shard.samples:
-            _lost(shard, read, counts, f"shard {redact(shard.url)} ended after {read} of its "
-                                       f"{shard.samples} samples")
-
-
-def _lost(shard: ShardInfo, read: int, counts: CorruptCounts, reason: str) -> None:
+        if shard.samples is None or read >= shard.samples:
+            return
+        reason = f"shard {redact(shard.url)} ended after {read} of its {shard.samples} samples"
     lost = max(1, shard.samples - read) if shard.samples is not None else 1
     counts.add_seen(lost)
     counts.add(shard.name, "truncated", None, f"{reason} ({lost} sample(s) lost)", count=lost)
