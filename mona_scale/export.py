@@ -23,69 +23,15 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["load_checkpoint_weights", "adapter_keys", "save_adapter", "load_adapter",
-           "run_init_checkpoint", "ADAPTER_FORMAT", "main"]
+from .atomic_io import atomic_path
+from .engine.checkpoint_weights import load_checkpoint_weights
+
+__all__ = ["adapter_keys", "save_adapter", "load_adapter", "run_init_checkpoint",
+           "ADAPTER_FORMAT", "main"]
 
 logger = logging.getLogger(__name__)
 
 ADAPTER_FORMAT = "mona_scale-adapter-v1"
-
-
-def _dcp_model_state(path: str) -> dict[str, torch.Tensor]:
-    # torch's own dcp_to_torch_save reads like this (the planner builds the state dict)
-    from torch.distributed.checkpoint import FileSystemReader
-    from torch.distributed.checkpoint.default_planner import _EmptyStateDictLoadPlanner
-    from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
-
-    state: dict = {}
-    _load_state_dict(state, storage_reader=FileSystemReader(path),
-                     planner=_EmptyStateDictLoadPlanner(keys=["model"]), no_dist=True)
-    return dict(state["model"])
-
-
-def _deepspeed_model_state(path: str) -> dict[str, torch.Tensor]:
-    os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
-    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
-
-    from .engine.strategies.deepspeed import TAG
-
-    return dict(get_fp32_state_dict_from_zero_checkpoint(path, tag=TAG))
-
-
-def load_checkpoint_weights(path: str) -> dict[str, torch.Tensor]:
-    """The whole model's weights from any checkpoint this library writes, in one process.
-
-    Args:
-        path: a checkpoint directory (``torch.distributed.checkpoint`` or DeepSpeed, any
-            world size) or a weight file (``model_final.pth``: ``{"model": ...}``; read with
-            ``weights_only=True``, a ``.pkl`` through the restricted unpickler, so that
-            loading runs no code).
-
-    Returns:
-        A plain state dict (unsharded, on CPU).
-    """
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    if os.path.isfile(path):
-        if path.endswith(".pkl"):
-            from .weights_io import read_pickle_weights
-
-            loaded = read_pickle_weights(path)  # numpy arrays and plain containers only
-        else:
-            loaded = torch.load(path, map_location="cpu", weights_only=True)  # runs no code
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path} holds a {type(loaded).__name__}, not a state dict")
-        state = loaded.get("model", loaded)
-        return {k: torch.as_tensor(v) for k, v in state.items() if hasattr(v, "shape")}
-    if os.path.isdir(os.path.join(path, "state")):
-        from .engine.checkpoint import weights_only_loads
-
-        with weights_only_loads():  # DeepSpeed's reader passes weights_only=False
-            return _deepspeed_model_state(path)
-    if os.path.isfile(os.path.join(path, ".metadata")):
-        return _dcp_model_state(path)
-    raise ValueError(f"{path} is neither a weight file nor a checkpoint directory "
-                     f"(no .metadata, no DeepSpeed state/)")
 
 
 def adapter_keys(model: nn.Module) -> list[str]:
@@ -124,9 +70,8 @@ def save_adapter(model: nn.Module, state: dict[str, torch.Tensor], path: str,
         raise KeyError(f"the checkpoint lacks {len(missing)} trained tensors of this model, "
                        f"e.g. {missing[:3]}: is it from another config?")
     tensors = {k: state[k].detach().cpu().contiguous() for k in keys}
-    tmp = f"{path}.tmp.{os.getpid()}"
-    save_file(tensors, tmp, metadata={"format": ADAPTER_FORMAT, **metadata})
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp, metadata={"format": ADAPTER_FORMAT, **metadata})
     return os.path.getsize(path)
 
 
@@ -172,7 +117,6 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, int]:
     """Command line entry point. Returns the bytes written per output."""
-    from .engine.checkpoint import atomic_torch_save
     from .engine.config import load_config
     from .engine.defaults import build_model
 
@@ -188,7 +132,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, int]:
         if path:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if args.full:
-        atomic_torch_save({"model": model.state_dict()}, args.full)
+        with atomic_path(args.full) as tmp:
+            torch.save({"model": model.state_dict()}, tmp)
         written["full"] = os.path.getsize(args.full)
     if args.adapter:
         base = cfg.train.init_checkpoint or run_init_checkpoint(args.checkpoint)

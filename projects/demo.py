@@ -22,9 +22,10 @@ from mona_scale.console import quiet_third_party
 
 quiet_third_party()
 
+from mona_scale.engine.checkpoint_weights import load_checkpoint_weights  # noqa: E402
 from mona_scale.engine.config import load_config  # noqa: E402
 from mona_scale.engine.defaults import build_model, load_init_checkpoint  # noqa: E402
-from mona_scale.export import load_adapter, load_checkpoint_weights  # noqa: E402
+from mona_scale.export import load_adapter  # noqa: E402
 
 import torch  # noqa: E402
 from detectron2.config import instantiate  # noqa: E402

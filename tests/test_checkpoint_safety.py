@@ -248,6 +248,20 @@ def test_crash_and_resume_log_each_iteration_once_in_metrics_and_wandb(tmp_path)
         assert all(torch.equal(v, expected[k]) for k, v in model.state_dict().items())
 
 
+def test_a_dcp_checkpoint_reads_as_torchs_own_converter_reads_it(tmp_path):
+    from mona_scale.engine.checkpoint_weights import load_checkpoint_weights
+
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    trainer, _ = _trainer(tmp_path, period=1, keep=0)
+    trainer.train(0, 2)
+    dcp_to_torch_save(str(tmp_path / "model_0000001"), str(tmp_path / "ref.pt"))
+    reference = torch.load(tmp_path / "ref.pt", weights_only=True)["model"]
+    state = load_checkpoint_weights(str(tmp_path / "model_0000001"))
+    assert list(state) == ["weight"] and torch.equal(state["weight"], reference["weight"])
+    assert state["weight"].tolist() == pytest.approx([0.8] * 3)  # 1 - 2 steps x lr 0.1 x 1
+
+
 def test_eval_only_without_weights_fails_naming_what_to_pass(tmp_path):
     from mona_scale.engine.config import load_config
     from mona_scale.engine.defaults import _load_for_evaluation, build_model
@@ -283,7 +297,7 @@ def test_deepspeed_checkpoint_at_another_world_size_fails_before_deepspeed_start
     assert "resuming at iteration 1" in (out / "log.txt").read_text()  # load weights_only
     # and a DeepSpeed file that would run code is refused by its own loader
     from mona_scale.engine.checkpoint import weights_only_loads
-    from mona_scale.export import load_checkpoint_weights
+    from mona_scale.engine.checkpoint_weights import load_checkpoint_weights
 
     optim = next((out / "model_0000001" / "state").glob("*optim_states.pt"))
     with weights_only_loads():

@@ -9,11 +9,12 @@ import subprocess
 import sys
 
 from mona_scale.engine.checkpoint import POINTER, Checkpointer
+from mona_scale.engine.checkpoint_weights import load_checkpoint_weights
 from mona_scale.engine.config import load_config
 from mona_scale.engine.defaults import build_model, build_run_strategy, optimizer_factory
 from mona_scale.engine.precision import Precision
 from mona_scale.engine.strategies import build_strategy
-from mona_scale.export import load_adapter, load_checkpoint_weights
+from mona_scale.export import load_adapter
 from mona_scale.export import main as export_main
 from mona_scale.launch import find_free_port
 

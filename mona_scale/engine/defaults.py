@@ -30,6 +30,7 @@ from .checkpoint import (
     read_meta,
     resolve_checkpoint,
 )
+from .checkpoint_weights import load_checkpoint_weights
 from .config import save_config
 from .evaluation import EqualLengthLoader, SkipPadding
 from .model_protocol import find_backbone, find_shardable
@@ -154,8 +155,6 @@ def load_init_checkpoint(model: nn.Module, path: str) -> str:
     Returns:
         ``"model"`` or ``"backbone"``: what was loaded.
     """
-    from mona_scale.export import load_checkpoint_weights
-
     directory = os.path.isdir(path)
     if directory:
         path = resolve_checkpoint(path)
@@ -339,8 +338,6 @@ def _load_for_evaluation(cfg: DictConfig, model: nn.Module, resume: bool) -> Non
             + ". Pass train.init_checkpoint=<model_final.pth, a checkpoint directory "
             "model_<iteration>/ or an output directory>, or --resume with the run's "
             "train.output_dir")
-    from mona_scale.export import load_checkpoint_weights
-
     model.load_state_dict(load_checkpoint_weights(last))
     logger.info(f"evaluating the weights of {last}")
 
