@@ -15,14 +15,15 @@ $(STAMP): setup.py requirements.txt tools/setup_env.sh tools/install_detectron2.
 env:
 	bash tools/setup_env.sh
 
-## test: create the environment if missing, then run the test suite
+## test: create the environment if missing, then run every tier CI needs (the unit tier and
+## the slow, slurm, real_data and gpu tiers; gpu tests skip themselves without a GPU)
 test: $(STAMP)
 	$(PY) -m pytest tests
 
-## test-fast: the suite without the real-data tier (every paper config on the owners' layouts)
-## and the slow tier (set-up into an existing environment)
+## test-fast: the unit tier only, for the edit-test loop (minutes on 2 cores): leaves out the
+## slow (train_net / multi-process runs), slurm, gpu and real_data tiers
 test-fast: $(STAMP)
-	$(PY) -m pytest tests -m "not real_data and not slow"
+	$(PY) -m pytest tests -m "not slow and not slurm and not gpu and not real_data"
 
 ## demo: create the environment if missing, then run the quickstart (CPU, minutes):
 ## the tuning report, tiny Swin pretraining, Mona Cascade Mask R-CNN, evaluation table

@@ -12,6 +12,7 @@ import datetime
 import json
 import os
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -205,6 +206,7 @@ def _expected(rank):
     }
 
 
+@pytest.mark.slow
 def test_control_plane_under_a_group_without_a_cpu_backend(tmp_path):
     results = _run(tmp_path, "cuda:gloo", via_launcher=False)
     for rank, result in enumerate(results):
@@ -213,6 +215,7 @@ def test_control_plane_under_a_group_without_a_cpu_backend(tmp_path):
         assert result == _expected(rank), f"rank {rank}: {json.dumps(result, indent=1)}"
 
 
+@pytest.mark.slow
 def test_launcher_group_serves_cpu_tensors_checkpointed_stop_and_detectron2_gathers(tmp_path):
     results = _run(tmp_path, "cpu:gloo,cuda:gloo", via_launcher=True)
     for rank, result in enumerate(results):

@@ -112,6 +112,7 @@ def coco_root(tmp_path: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------ COCO
+@pytest.mark.slow
 def test_coco_clean_counts_match_pycocotools(coco_root: Path):
     from pycocotools.coco import COCO as CocoApi
 
@@ -129,6 +130,7 @@ def test_coco_clean_counts_match_pycocotools(coco_root: Path):
     assert int(summary["train"][3]) == 3 and int(summary["test"][3]) == 2
 
 
+@pytest.mark.slow
 def test_coco_planted_problems(coco_root: Path):
     train, val = coco_root / "coco" / "train2017", coco_root / "coco" / "val2017"
     missing, broken = sorted(train.iterdir())[:2]
@@ -186,6 +188,7 @@ def _voc_objects(root: Path, year: int, split: str, drop_difficult: bool = False
     return ids, images, objects
 
 
+@pytest.mark.slow
 def test_voc_planted_problems(tmp_path: Path):
     real_layouts.write_voc(tmp_path)
     test_ids = (tmp_path / "VOC2007" / "ImageSets" / "Main" / "test.txt").read_text().split()

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "tools/gpu_check.sh")
 GPU_TESTS = {f"test_cuda_bf16_step_and_evaluation_at_world_size_1[{s}]"
@@ -23,6 +25,7 @@ def gpu_check(tmp_path, *args, **env_vars):
                           timeout=600)
 
 
+@pytest.mark.slow
 def test_no_gpu_mode_runs_what_needs_no_gpu_and_reports_the_rest(tmp_path):
     # two of the four variants keep CI fast (each builds and steps its own detector)
     result = gpu_check(tmp_path, GPU_CHECK_BENCH_ARGS="--variants fixed mona")

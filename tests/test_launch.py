@@ -120,6 +120,7 @@ SHUTDOWN = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_ranks_exit_cleanly_after_detectron2_comm(tmp_path):
     """detectron2's lru-cached ``_get_global_gloo_group`` held the default gloo group past
     ``destroy_process_group``; its destruction at interpreter shutdown aborted one run of

@@ -120,6 +120,7 @@ def assert_close(a: dict, b: dict, rel: float) -> None:
 FLIP_AT = {"zero1": 3, "zero2": 3}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["fsdp", "zero1", "zero2", "zero3"])
 def test_losses_and_grad_norms_match_ddp(runs, name):
     reference = losses(runs / "ddp")
@@ -130,11 +131,13 @@ def test_losses_and_grad_norms_match_ddp(runs, name):
     assert_close(got, reference, rel=1e-2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["fsdp_accum", "zero2_accum"])
 def test_accumulation_and_checkpointing_match_ddp(runs, name):
     assert_close(losses(runs / name), losses(runs / "ddp_accum"), rel=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(OFFLOAD))
 def test_optimizer_offload_matches_ddp(runs, name):
     # offloading moves the optimizer step to the CPU without changing ZeRO's numerics;
@@ -157,6 +160,7 @@ def assert_close_until_flip(got: dict, reference: dict, rel: float) -> None:
     assert_close(got, reference, rel=1e-2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["fsdp_bf16", "zero3_bf16"])
 def test_bf16_matches_ddp_bf16(runs, name):
     reference = losses(runs / "ddp_bf16")
@@ -164,12 +168,14 @@ def test_bf16_matches_ddp_bf16(runs, name):
     assert_close_until_flip(losses(runs / name), reference, rel=1e-3)
 
 
+@pytest.mark.slow
 def test_bf16_and_fp16_are_close_to_fp32(runs):
     fp32 = losses(runs / "ddp")[0][0]  # same weights and batch at iteration 0
     assert abs(losses(runs / "ddp_bf16")[0][0] - fp32) <= 2e-2 * fp32
     assert abs(losses(runs / "ddp_fp16")[0][0] - fp32) <= 2e-3 * fp32
 
 
+@pytest.mark.slow
 def test_fp16_under_fsdp_matches_ddp(runs):
     reference = losses(runs / "ddp_fp16")
     assert sorted(reference) == list(range(ITERS))
@@ -181,6 +187,7 @@ def _scaler_state(run_dir, iteration: int) -> dict:
     return state["precision"]
 
 
+@pytest.mark.slow
 def test_fp16_resume_restores_the_grad_scaler(runs):
     resumed = losses(runs / "fsdp_fp16_b")
     assert sorted(resumed) == list(range(ITERS))
@@ -199,6 +206,7 @@ def test_fp16_resume_restores_the_grad_scaler(runs):
             assert state["_growth_tracker"] == steps
 
 
+@pytest.mark.slow
 def test_fsdp_gradients_equal_ddp_per_parameter(runs):
     ddp = torch.load(runs / "ddp_grads.pt", weights_only=True)
     fsdp = torch.load(runs / "fsdp_grads.pt", weights_only=True)
@@ -214,10 +222,12 @@ def test_fsdp_gradients_equal_ddp_per_parameter(runs):
         assert err <= 1e-5 * expected.norm() + 1e-12, f"{name}: |diff| {err} of {expected.norm()}"
 
 
+@pytest.mark.slow
 def test_no_fsdp_view_warning(runs):
     assert "returned a view tensor" not in (runs / "stderr.txt").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(STRATEGIES))
 def test_resume_continues_exactly(runs, name):
     resumed = losses(runs / f"{name}_b")  # 3 iterations, stop, resume, 3 iterations
@@ -233,6 +243,7 @@ def fresh_model():
     return build_model(cfg)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(STRATEGIES) + list(VARIANTS) + list(OFFLOAD))
 def test_frozen_weights_stay_bit_identical_and_adapters_train(runs, name, fresh_model):
     trained = torch.load(runs / name / "model_final.pth", weights_only=True)["model"]
@@ -247,6 +258,7 @@ def test_frozen_weights_stay_bit_identical_and_adapters_train(runs, name, fresh_
     assert len(changed) > 0.5 * len(trainable)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["fsdp", "zero3"])
 def test_evaluation_with_unequal_rank_shares(runs, name):
     out = runs / f"{name}_eval"
@@ -258,6 +270,7 @@ def test_evaluation_with_unequal_rank_shares(runs, name):
     assert len(ids) == len(set(ids)) == 3  # every image once, no padded duplicate
 
 
+@pytest.mark.slow
 def test_checkpoints_are_sharded_per_rank(runs):
     fsdp = runs / "fsdp" / f"model_{ITERS - 1:07d}"
     assert sorted(p.name for p in fsdp.glob("*.distcp")) == ["__0_0.distcp", "__1_0.distcp"]
@@ -266,6 +279,7 @@ def test_checkpoints_are_sharded_per_rank(runs):
     assert len(list(zero3.glob("*optim_states.pt"))) == 2
 
 
+@pytest.mark.slow
 def test_dcp_checkpoint_of_two_ranks_resumes_in_one_process(runs, tmp_path):
     checkpoint = runs / "fsdp_b" / f"model_{STOP - 1:07d}"
     cfg = load_config(CONFIG, SCALE + ["train.device=cpu", "train.strategy=ddp"])
@@ -332,6 +346,7 @@ def test_killed_save_keeps_the_previous_checkpoint(tmp_path):
     assert (tmp_path / POINTER).read_text() == "model_0000001"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["ddp", "zero2", "zero3"])
 def test_export_round_trips(runs, name, tmp_path, fresh_model):
     checkpoint = runs / name / f"model_{ITERS - 1:07d}"

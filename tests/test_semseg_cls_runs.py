@@ -73,16 +73,19 @@ def check_run(out, keys) -> None:
     assert (out / "model_final.pth").is_file()
 
 
+@pytest.mark.slow
 def test_train_net_trains_and_evaluates_semseg(semseg_run):
     check_run(semseg_run / "full", ["sem_seg/mIoU", "sem_seg/fwIoU", "sem_seg/mACC",
                                     "sem_seg/pACC"])
 
 
+@pytest.mark.slow
 def test_train_net_trains_and_evaluates_classification(tmp_path):
     train_net(tmp_path, "cls", *RUN, f"train.output_dir={tmp_path / 'run'}")
     check_run(tmp_path / "run", ["classification/top1"])
 
 
+@pytest.mark.slow
 def test_semseg_resume_continues_the_same_run_exactly(semseg_run):
     """Stopped after iteration 2 and resumed, the segmentation run (random resize, crop,
     flip, photometric distortion, dropout) logs the same losses as an uninterrupted one."""
@@ -96,6 +99,7 @@ def test_semseg_resume_continues_the_same_run_exactly(semseg_run):
     assert losses["part"] == losses["full"]
 
 
+@pytest.mark.slow
 def test_upernet_with_syncbn_on_two_gloo_processes(tmp_path):
     """SyncBN heads train under DDP on CPU (NaiveSyncBatchNorm) and both ranks' predictions
     reach the SemSegEvaluator."""

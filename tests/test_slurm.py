@@ -90,6 +90,8 @@ def failing_job(cluster, tmp_path_factory, datasets):
     return workdir, submit(cluster, workdir, datasets, "voc.sh", "train.max_iters=3")
 
 
+@pytest.mark.slurm
+@pytest.mark.slow
 def test_coco_script_trains_on_two_nodes(cluster, tmp_path, datasets, failing_job):
     job = submit(cluster, tmp_path, datasets, "coco.sh", *SHORT, "train.max_iter=4")
     info = cluster.wait(job)
@@ -104,6 +106,8 @@ def test_coco_script_trains_on_two_nodes(cluster, tmp_path, datasets, failing_jo
     assert f"job {job} (restart 0) on n[1-2]: 2 tasks" in log
 
 
+@pytest.mark.slurm
+@pytest.mark.slow
 def test_failing_config_fails_the_job_with_the_error(cluster, failing_job):
     workdir, job = failing_job
     info = cluster.wait(job)
@@ -147,6 +151,8 @@ def preempt_and_finish(cluster, workdir, name, job, max_iter, after):
     return out, log
 
 
+@pytest.mark.slurm
+@pytest.mark.slow
 def test_preempted_job_requeues_and_resumes_exactly(cluster, tmp_path, datasets):
     max_iter = 8
     job = submit(cluster, tmp_path, datasets, "coco.sh", *SHORT, f"train.max_iter={max_iter}",
@@ -158,6 +164,8 @@ def test_preempted_job_requeues_and_resumes_exactly(cluster, tmp_path, datasets)
     assert sorted(r["_step"] for r in history if "total_loss" in r) == list(range(max_iter))
 
 
+@pytest.mark.slurm
+@pytest.mark.slow
 def test_torchrun_variant_runs_one_torchrun_per_node_and_survives_preemption(
         cluster, tmp_path, datasets):
     job = submit(cluster, tmp_path, datasets, "torchrun.sh", *SHORT, "train.max_iter=4",
@@ -171,6 +179,8 @@ def test_torchrun_variant_runs_one_torchrun_per_node_and_survives_preemption(
     assert "process 1 of 2" in (out / "log.txt.rank1").read_text()
 
 
+@pytest.mark.slurm
+@pytest.mark.slow
 def test_scancel_checkpoints_and_leaves_the_job_cancelled(cluster, tmp_path, datasets):
     """SIGTERM (scancel) checkpoints and stops without ``scontrol requeue``: the job stays
     CANCELLED, with no restart (it used to requeue itself and run again)."""

@@ -235,6 +235,7 @@ def _signal_during_evaluation(rank, out):
         f.write(f"{trainer.iter} {status} {time.monotonic() - started:.1f}")
 
 
+@pytest.mark.slow
 def test_signal_during_evaluation_on_one_rank_stops_both_at_one_iteration(tmp_path):
     (tmp_path / "ckpt").mkdir()
     _spawn(_signal_during_evaluation, tmp_path)
@@ -268,6 +269,7 @@ def _dry_evaluation_loader(rank, out):
         f.write("\n".join(messages))
 
 
+@pytest.mark.slow
 def test_evaluation_loader_dry_on_one_rank_raises_on_every_rank(tmp_path):
     _spawn(_dry_evaluation_loader, tmp_path, timeout=40)
     for rank in range(2):
@@ -292,6 +294,7 @@ def _train_net(tmp_path, *overrides, nproc=1, env=None):
                             stderr=subprocess.STDOUT, text=True)
 
 
+@pytest.mark.slow
 def test_failing_requeue_exits_non_zero(tmp_path, monkeypatch):
     log = _fake_scontrol(tmp_path, monkeypatch, 1)  # not a SLURM job, but SLURM_JOB_ID set
     out = tmp_path / "run"
@@ -310,6 +313,7 @@ def test_failing_requeue_exits_non_zero(tmp_path, monkeypatch):
     assert int(stopped.split("_")[1]) < 999 and not (out / "model_final.pth").exists()
 
 
+@pytest.mark.slow
 def test_two_rank_fsdp_stops_cleanly_every_time(tmp_path):
     """item: rank 1 aborted ("terminate called without an active exception") after its
     checkpoint in about 2 of 9 such runs; 4 runs, each must exit 0 with no abort."""

@@ -12,6 +12,7 @@ from mona_scale.engine.config import load_config
 from mona_scale.engine.defaults import build_model, do_test, load_init_checkpoint
 from mona_scale.launch import find_free_port
 
+import pytest
 import torch
 from helpers.train_net import ROOT, copypaste, read_metrics, train_net
 
@@ -66,6 +67,7 @@ def predictions(out):
     return sorted(torch.load(path, weights_only=False), key=lambda p: p["image_id"])
 
 
+@pytest.mark.slow
 def test_detection_trains_from_shards_and_evaluates_like_files(tmp_path, monkeypatch):
     out = tmp_path / "stream"
     run(tmp_path, DETECTION, *COMMON, *SHARDS, *DETECTION_SIZES, f"train.output_dir={out}")
@@ -86,6 +88,7 @@ def test_detection_trains_from_shards_and_evaluates_like_files(tmp_path, monkeyp
     assert all(p["instances"] for p in streamed) and streamed == reference
 
 
+@pytest.mark.slow
 def test_semantic_segmentation_trains_from_shards_and_evaluates_like_files(tmp_path,
                                                                           monkeypatch):
     """SemSegEvaluator reads the ground truth masks from the shards (published in memory)."""
@@ -107,6 +110,7 @@ def losses(out):
     return {r["iteration"]: r["total_loss"] for r in read_metrics(out) if "total_loss" in r}
 
 
+@pytest.mark.slow
 def test_classification_trains_from_shards_and_resumes_mid_stream(tmp_path):
     """A run stopped after 2 iterations and resumed matches an uninterrupted one: the
     stream continues (the lead's trainer calls resume_from(batches drawn))."""
@@ -144,6 +148,7 @@ EVAL_COVERAGE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_torchrun_ranks_with_two_workers_evaluate_every_sample_once(tmp_path):
     script = tmp_path / "coverage.py"
     script.write_text(EVAL_COVERAGE)

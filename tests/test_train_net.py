@@ -17,6 +17,7 @@ def trained(tmp_path_factory):
     return tmp, out
 
 
+@pytest.mark.slow
 def test_training_writes_config_metrics_and_checkpoints(trained):
     _, out = trained
     assert (out / "config.yaml").is_file()
@@ -32,6 +33,7 @@ def test_training_writes_config_metrics_and_checkpoints(trained):
     assert {"lr", "memory_mb", "time", "data_time"} <= set().union(*records)
 
 
+@pytest.mark.slow
 def test_eval_only_reproduces_the_final_metrics(trained):
     tmp, out = trained
     train_net(tmp, *TINY, "--eval-only", f"train.output_dir={tmp / 'eval'}",
@@ -42,6 +44,7 @@ def test_eval_only_reproduces_the_final_metrics(trained):
         assert copypaste(eval_log, task) == copypaste(trained_log, task)
 
 
+@pytest.mark.slow
 def test_resume_continues_at_the_next_iteration(trained):
     tmp, out = trained
     train_net(tmp, *TINY, "--resume", "train.max_iter=15", f"train.output_dir={out}")
@@ -80,6 +83,7 @@ def test_every_tuning_method_steps_on_the_detector(tmp_path, method, monkeypatch
     assert any(p.requires_grad for p in backbone.parameters()) == (method != "fixed")
 
 
+@pytest.mark.slow
 def test_ddp_two_gloo_processes(tmp_path):
     out = tmp_path / "ddp"
     train_net(tmp_path, *TINY, "train.max_iter=3", "train.checkpointer.period=100",
@@ -90,6 +94,7 @@ def test_ddp_two_gloo_processes(tmp_path):
     assert "bbox/AP" in read_metrics(out)[-1]
 
 
+@pytest.mark.slow
 def test_num_gpus_spawns_local_workers(tmp_path):
     out = tmp_path / "spawn"
     train_net(tmp_path, "--num-gpus", "2", *TINY, "train.max_iter=2",
@@ -100,6 +105,7 @@ def test_num_gpus_spawns_local_workers(tmp_path):
     assert "bbox/AP" in read_metrics(out)[-1]
 
 
+@pytest.mark.slow
 def test_wandb_offline_run_logs_metrics_and_continues_on_resume(tmp_path):
     from helpers.wandb_records import read_run
     out = tmp_path / "wb"
@@ -135,6 +141,7 @@ def test_wandb_mode(monkeypatch):
         wandb_mode("cloud")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp", "deepspeed"])
 def test_every_strategy_runs_in_one_process_without_a_launcher(tmp_path, strategy):
     out = tmp_path / strategy
