@@ -37,7 +37,7 @@ def gradients(cfg, path: str) -> None:
         loss = sum(model(batch).values())
     strategy.backward(loss)
     grads = {}
-    for name, p in strategy.unwrap(model).named_parameters():
+    for name, p in getattr(model, "module", model).named_parameters():
         if p.requires_grad:
             grad = p.grad.full_tensor() if hasattr(p.grad, "full_tensor") else p.grad
             grads[name] = None if grad is None else grad.detach().cpu().clone()

@@ -383,3 +383,154 @@ def test_incompatible_options_fail_at_start():
         build_strategy("fsdp", Precision(), param_dtype="int8")
     with pytest.raises(KeyError, match="train.strategy"):
         build_strategy("horovod", Precision())
+
+
+def test_unknown_strategy_options_are_refused_naming_the_key():
+    with pytest.raises(ValueError, match=r"train\.fsdp\.per_blok.*allowed.*'per_block'"):
+        build_strategy("fsdp", Precision(), per_blok=False)
+    with pytest.raises(ValueError, match=r"train\.deepspeed\.zero_stage.*allowed.*'stage'"):
+        build_strategy("deepspeed", Precision(), zero_stage=3)
+    with pytest.raises(ValueError, match=r"train\.ddp\.bucket_mb.*'find_unused_parameters'"):
+        build_strategy("ddp", Precision(), bucket_mb=25)
+    with pytest.raises(ValueError, match=r"train\.fsdp\.unit_mb=0"):
+        build_strategy("fsdp", Precision(), unit_mb=0)
+    with pytest.raises(ValueError, match=r"train\.precision='fp8'.*\['fp32', 'bf16', 'fp16'\]"):
+        Precision("fp8")
+    options = build_strategy("fsdp", Precision(), per_block=True).options
+    with pytest.raises(AttributeError):  # frozen
+        options.per_block = False
+
+
+def test_group_units_fills_groups_in_order_like_buckets():
+    from mona_scale.engine.strategies.fsdp import group_units
+
+    sizes = {"a": 1, "b": 0, "c": 2, "d": 5, "e": 1, "f": 1}
+    units = list(sizes)
+    # a unit of 0 bytes joins no group; a group closes once it holds >= 3 bytes
+    assert group_units(units, sizes.get, 3) == [["a", "c"], ["d"], ["e", "f"]]
+    assert group_units(units, sizes.get, 0) == [["a"], ["c"], ["d"], ["e"], ["f"]]
+    assert group_units(units, sizes.get, 100) == [["a", "c", "d", "e", "f"]]
+
+
+class _Block(torch.nn.Module):
+    """A frozen linear layer with a trainable adapter (16 * 16 + 16 parameters)."""
+
+    def __init__(self):
+        super().__init__()
+        self.frozen, self.adapter = torch.nn.Linear(16, 16), torch.nn.Linear(16, 16)
+        self.frozen.requires_grad_(False)
+
+    def forward(self, x):
+        return x + self.adapter(self.frozen(x))
+
+
+class _Backbone(torch.nn.Module):
+    """Six blocks behind the ShardableBackbone protocol (no real backbone class)."""
+
+    def __init__(self):
+        super().__init__()
+        self.blocks = torch.nn.ModuleList(_Block() for _ in range(6))
+
+    def shard_units(self):
+        return list(self.blocks)
+
+    def set_activation_checkpointing(self, enabled=True):
+        pass
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+class _Model(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.backbone, self.head = _Backbone(), torch.nn.Linear(16, 4)
+
+    def forward(self, batch):
+        return {"loss": self.head(self.backbone(batch)).square().mean()}
+
+
+# fsdp layouts of _Model: options, and (all-gathers, reduce-scatters) per step counted by hand.
+# An adapter is 272 fp32 parameters (1088 bytes), the head 68 (272 bytes). Each unit
+# all-gathers in forward and again in backward (reshard_after_forward), and reduce-scatters
+# its gradients once.
+ADAPTER_MB = 1088 / 2 ** 20
+LAYOUTS = {
+    "per_block": ({"per_block": True}, (14, 7)),  # 6 blocks + head = 7 units
+    "grouped_3": ({"unit_mb": 3 * ADAPTER_MB}, (6, 3)),  # blocks 1-3, 4-6, head
+    "grouped": ({}, (2, 1)),  # all in one unit of at most 25 MiB
+    "single": ({"per_block": False}, (2, 1)),  # the root unit only
+    "no_reshard": ({"per_block": True, "reshard_after_forward": False}, (7, 7)),
+    # bf16 unit weights need the frozen ones sharded (cast) too, or autocast
+    "bf16_params": ({"param_dtype": "bf16", "shard_frozen": True}, (2, 1)),
+}
+
+
+def _fsdp_layouts_worker(rank: int, init: str, out: str) -> None:
+    import torch.distributed as dist
+    from torch.profiler import ProfilerActivity, profile
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    torch.manual_seed(0)
+    initial = _Model()
+    batches = torch.randn(2, 2, 8, 16)  # (step, rank, rows, features): same on both ranks
+    results = {}
+    try:
+        build_strategy("fsdp", Precision(), param_dtype="bf16").setup(_Model(), None)
+    except ValueError as error:
+        results["refused"] = str(error)
+    for name, (options, _) in LAYOUTS.items():
+        model = _Model()
+        model.load_state_dict(initial.state_dict())
+        strategy = build_strategy("fsdp", Precision(), **options)
+        model, optimizer = strategy.setup(model, lambda m: torch.optim.SGD(
+            [p for p in m.parameters() if p.requires_grad], lr=0.5))
+        counts = {}
+        for step, batch in enumerate(batches):
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                strategy.backward(model(batch[rank])["loss"])
+                strategy.step(model, optimizer)
+            if step == 1:
+                names = [e.name for e in prof.events()]
+                counts = [names.count("c10d::_allgather_base_"),
+                          names.count("c10d::_reduce_scatter_base_")]
+        results[name] = {"counts": counts, "state": strategy.full_state_dict(model)}
+    if rank == 0:
+        torch.save(results, out)
+    dist.destroy_process_group()
+
+
+def test_fsdp_layouts_count_collectives_and_train_alike(tmp_path):
+    import torch.multiprocessing as mp
+
+    out = tmp_path / "layouts.pt"
+    init = f"file://{tmp_path / 'rendezvous'}"
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    mp.spawn(_fsdp_layouts_worker, args=(init, str(out)), nprocs=2, join=True)
+    results = torch.load(out, weights_only=False)
+    # the reference: one process, plain SGD on both ranks' rows (FSDP averages the ranks'
+    # gradients of their mean losses = the gradient of the mean over all rows)
+    torch.manual_seed(0)
+    reference = _Model()
+    batches = torch.randn(2, 2, 8, 16)
+    optimizer = torch.optim.SGD([p for p in reference.parameters() if p.requires_grad], lr=0.5)
+    for batch in batches:
+        reference(batch.reshape(16, 16))["loss"].backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    expected = reference.state_dict()
+    for name, (_, counts) in LAYOUTS.items():
+        assert results[name]["counts"] == list(counts), name
+        state = results[name]["state"]
+        assert sorted(state) == sorted(expected), name
+        # bf16 unit weights: about 3 significant digits in forward and backward
+        atol, rtol = (1e-2, 0.0) if name == "bf16_params" else (1e-6, 1e-5)
+        for key, value in expected.items():
+            assert torch.allclose(state[key], value, rtol=rtol, atol=atol), (name, key)
+            if ".frozen." in key:
+                assert torch.equal(state[key], value), (name, key)
+    assert "train.precision=bf16 or train.fsdp.shard_frozen=True" in results["refused"]
+    # the default grouped layout issues fewer collectives than one unit per block
+    assert sum(results["grouped"]["counts"]) < sum(results["per_block"]["counts"])

@@ -9,9 +9,26 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["Precision", "PRECISIONS"]
+__all__ = ["Precision", "DTYPES", "parse_dtype"]
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: the one map from the configs' dtype names to torch dtypes (``train.precision``,
+#: ``train.fsdp.param_dtype`` / ``reduce_dtype``)
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def parse_dtype(name: str, key: str) -> torch.dtype:
+    """The torch dtype a config names.
+
+    Args:
+        name: ``fp32``, ``bf16`` or ``fp16``.
+        key: the config key that holds it, for the error message.
+
+    Returns:
+        The dtype; ``ValueError`` naming ``key`` and the allowed names otherwise.
+    """
+    if name not in DTYPES:
+        raise ValueError(f"{key}={name!r} is not one of {list(DTYPES)}")
+    return DTYPES[name]
 
 
 @dataclass
@@ -28,15 +45,14 @@ class Precision:
     scaler: torch.amp.GradScaler | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        if self.name not in PRECISIONS:
-            raise ValueError(f"train.precision={self.name!r} is not one of {list(PRECISIONS)}")
+        parse_dtype(self.name, "train.precision")
         if self.name == "fp16":
             self.scaler = torch.amp.GradScaler(self.device_type)
 
     @property
     def dtype(self) -> torch.dtype | None:
-        """The autocast dtype, None for fp32."""
-        return PRECISIONS[self.name]
+        """The autocast dtype, None for fp32 (no autocast)."""
+        return None if self.name == "fp32" else DTYPES[self.name]
 
     def autocast(self):
         """Context manager for the forward pass."""

@@ -1,13 +1,13 @@
 """Training strategies by name (``train.strategy``): ``ddp``, ``fsdp``, ``deepspeed``."""
 from . import ddp, deepspeed, fsdp  # noqa: F401  (register the strategies)
-from .base import STRATEGIES, Strategy, trainable_parameters
+from .base import STRATEGIES, Strategy
 
-__all__ = ["STRATEGIES", "Strategy", "build_strategy", "trainable_parameters"]
+__all__ = ["STRATEGIES", "Strategy", "build_strategy"]
 
 
 def build_strategy(name: str, precision, grad_accum: int = 1, clip_grad: float = 0.0,
                    **options) -> Strategy:
-    """Instantiate the strategy registered as ``name`` and check its options.
+    """Instantiate the strategy registered as ``name`` (which checks its options).
 
     Args:
         name: ``train.strategy``.
@@ -17,8 +17,7 @@ def build_strategy(name: str, precision, grad_accum: int = 1, clip_grad: float =
         options: ``train.<name>`` sub-options.
 
     Returns:
-        The strategy (``KeyError`` lists valid names for an unknown one).
+        The strategy. ``KeyError`` lists valid names for an unknown one; ``ValueError`` names
+        an unknown option key (and the allowed ones) or a value that cannot work.
     """
-    strategy = STRATEGIES.get(name)(precision, grad_accum, clip_grad, **options)
-    strategy.check_options()
-    return strategy
+    return STRATEGIES.get(name)(precision, grad_accum, clip_grad, **options)

@@ -10,9 +10,10 @@ writes by every rank, loadable at another world size.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from mona_scale.registry import Registry
 
@@ -30,9 +31,33 @@ from torch.distributed.checkpoint.state_dict import (
 
 from ..precision import Precision
 
-__all__ = ["Strategy", "STRATEGIES", "trainable_parameters", "local_bytes"]
+__all__ = ["Strategy", "STRATEGIES", "NoOptions", "parse_options", "local_bytes"]
 
 STRATEGIES: Registry[type[Strategy]] = Registry("train.strategy")
+
+
+@dataclasses.dataclass(frozen=True)
+class NoOptions:
+    """The options of a strategy that takes none."""
+
+
+def parse_options(cls: type, section: str, options: Mapping) -> object:
+    """Build a strategy's frozen options dataclass from its config section.
+
+    Args:
+        cls: the dataclass (e.g. :class:`~mona_scale.engine.strategies.fsdp.FSDPOptions`).
+        section: the config key of the section, e.g. ``train.fsdp`` (for error messages).
+        options: the section's keys and values.
+
+    Returns:
+        An instance of ``cls``; ``ValueError`` naming every unknown key and the allowed ones.
+    """
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(f"unknown option(s) {[f'{section}.{k}' for k in unknown]}; "
+                         f"allowed: {known}")
+    return cls(**options)
 
 
 def local_bytes(tensors) -> int:
@@ -46,11 +71,6 @@ def local_bytes(tensors) -> int:
         storage = t.untyped_storage()
         storages[storage.data_ptr()] = max(storages.get(storage.data_ptr(), 0), storage.nbytes())
     return sum(storages.values())
-
-
-def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """Parameters with ``requires_grad`` (what the optimizer and gradient sync see)."""
-    return [p for p in model.parameters() if p.requires_grad]
 
 
 @contextlib.contextmanager
@@ -76,10 +96,13 @@ class Strategy(ABC):
         precision: the run's :class:`Precision`.
         grad_accum: micro-batches per optimizer step (``train.grad_accum``).
         clip_grad: max global gradient norm, 0 = off (``train.clip_grad``).
-        options: strategy-specific options from the config (``train.<strategy>``).
+        options: strategy-specific options from the config (``train.<name>``), checked
+            against :attr:`Options` (unknown keys are refused).
     """
 
     name = "base"
+    #: the frozen dataclass of this strategy's ``train.<name>`` options
+    Options: type = NoOptions
     #: evaluation must run the same number of forward passes on every rank (the parameters
     #: are sharded, so every forward is collective)
     collective_forward = False
@@ -87,16 +110,13 @@ class Strategy(ABC):
     def __init__(self, precision: Precision, grad_accum: int = 1, clip_grad: float = 0.0,
                  **options):
         self.precision, self.grad_accum, self.clip_grad = precision, grad_accum, clip_grad
-        self.options = options
+        self.options = parse_options(self.Options, f"train.{self.name}", options)
+        self.check_options()
 
     @abstractmethod
     def setup(self, model: nn.Module, make_optimizer: Callable[[nn.Module], torch.optim.Optimizer]
               ) -> tuple[nn.Module, torch.optim.Optimizer]:
         """Wrap ``model`` and build its optimizer. Returns (wrapped model, optimizer)."""
-
-    def unwrap(self, model: nn.Module) -> nn.Module:
-        """The user's model inside the wrapper."""
-        return getattr(model, "module", model)
 
     def autocast(self):
         """Forward-pass context (mixed precision)."""
@@ -165,7 +185,8 @@ class Strategy(ABC):
         return norm
 
     def check_options(self) -> None:
-        """Raise ``ValueError`` naming options that cannot work together (none here)."""
+        """Raise ``ValueError`` naming options that cannot work with the run's precision
+        (none here; each options dataclass checks its own values)."""
         return None
 
     def state_bytes(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, int]:

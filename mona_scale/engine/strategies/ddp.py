@@ -6,6 +6,7 @@ all-reduced; only adapter and head gradients communicate.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -13,7 +14,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .base import STRATEGIES, Strategy
 
-__all__ = ["DDPStrategy", "cpu_sync_batchnorm"]
+__all__ = ["DDPStrategy", "DDPOptions", "cpu_sync_batchnorm"]
 
 
 def cpu_sync_batchnorm(module: nn.Module) -> nn.Module:
@@ -41,15 +42,23 @@ def cpu_sync_batchnorm(module: nn.Module) -> nn.Module:
     return module
 
 
-@STRATEGIES.register("ddp")
-class DDPStrategy(Strategy):
-    """DDP with detectron2's defaults (no buffer broadcast).
+@dataclass(frozen=True)
+class DDPOptions:
+    """``train.ddp`` options.
 
-    Options:
+    Attributes:
         find_unused_parameters: for models whose graph skips trainable parameters.
     """
 
+    find_unused_parameters: bool = False
+
+
+@STRATEGIES.register("ddp")
+class DDPStrategy(Strategy):
+    """DDP with detectron2's defaults (no buffer broadcast); options: :class:`DDPOptions`."""
+
     name = "ddp"
+    Options = DDPOptions
 
     def setup(self, model: nn.Module, make_optimizer: Callable[[nn.Module], torch.optim.Optimizer]
               ) -> tuple[nn.Module, torch.optim.Optimizer]:
@@ -60,7 +69,7 @@ class DDPStrategy(Strategy):
             device_ids = [torch.cuda.current_device()] if torch.cuda.is_available() else None
             model = DistributedDataParallel(
                 model, device_ids=device_ids, broadcast_buffers=False,
-                find_unused_parameters=bool(self.options.get("find_unused_parameters", False)))
+                find_unused_parameters=self.options.find_unused_parameters)
         return model, optimizer
 
     def no_sync(self, model: nn.Module):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -20,7 +21,7 @@ from torch import nn
 from .base import STRATEGIES, Strategy, local_bytes
 from .ddp import cpu_sync_batchnorm
 
-__all__ = ["DeepSpeedStrategy", "deepspeed_config"]
+__all__ = ["DeepSpeedStrategy", "DeepSpeedOptions", "deepspeed_config"]
 
 TAG = "state"  # DeepSpeed's checkpoint tag inside our checkpoint directory
 
@@ -60,16 +61,31 @@ def deepspeed_config(stage: int, grad_accum: int, clip_grad: float, world_size: 
     }
 
 
-@STRATEGIES.register("deepspeed")
-class DeepSpeedStrategy(Strategy):
-    """ZeRO through a DeepSpeed engine.
+@dataclass(frozen=True)
+class DeepSpeedOptions:
+    """``train.deepspeed`` options.
 
-    Options:
+    Attributes:
         stage: ZeRO stage 1, 2 or 3.
-        offload_optimizer: optimizer state on the CPU (ZeRO-Offload).
+        offload_optimizer: optimizer state on the CPU (ZeRO-Offload; stage 2 or 3).
     """
 
+    stage: int = 2
+    offload_optimizer: bool = False
+
+    def __post_init__(self) -> None:
+        if self.stage not in (1, 2, 3):
+            raise ValueError(f"train.deepspeed.stage={self.stage!r} must be 1, 2 or 3")
+        if self.offload_optimizer and self.stage == 1:
+            raise ValueError("train.deepspeed.offload_optimizer needs stage 2 or 3, not 1")
+
+
+@STRATEGIES.register("deepspeed")
+class DeepSpeedStrategy(Strategy):
+    """ZeRO through a DeepSpeed engine; options: :class:`DeepSpeedOptions`."""
+
     name = "deepspeed"
+    Options = DeepSpeedOptions
 
     def __init__(self, precision, grad_accum=1, clip_grad=0.0, **options):
         super().__init__(precision, grad_accum, clip_grad, **options)
@@ -77,12 +93,9 @@ class DeepSpeedStrategy(Strategy):
 
     @property
     def collective_forward(self) -> bool:
-        return int(self.options.get("stage", 2)) == 3
+        return self.options.stage == 3
 
     def check_options(self) -> None:
-        stage = self.options.get("stage", 2)
-        if stage not in (1, 2, 3):
-            raise ValueError(f"train.deepspeed.stage={stage!r} must be 1, 2 or 3")
         if self.precision.name == "fp16":
             raise ValueError(
                 "train.precision=fp16 with train.strategy=deepspeed is not supported: "
@@ -91,12 +104,9 @@ class DeepSpeedStrategy(Strategy):
                 "still-scaled gradients and does not checkpoint its scaler. Use "
                 "train.precision=bf16 (no loss scaling needed), or fp16 with "
                 "train.strategy=ddp or fsdp")
-        if self.options.get("offload_optimizer") and stage == 1:
-            raise ValueError("train.deepspeed.offload_optimizer needs stage 2 or 3, not 1")
 
     def setup(self, model: nn.Module, make_optimizer: Callable[[nn.Module], torch.optim.Optimizer]
               ) -> tuple[nn.Module, torch.optim.Optimizer]:
-        self.check_options()
         os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
         import deepspeed
 
@@ -108,16 +118,12 @@ class DeepSpeedStrategy(Strategy):
             model = cpu_sync_batchnorm(model)
         optimizer = make_optimizer(model)
         world = dist.get_world_size() if dist.is_initialized() else 1
-        config = deepspeed_config(int(self.options.get("stage", 2)), self.grad_accum,
-                                  self.clip_grad, world,
-                                  bool(self.options.get("offload_optimizer", False)))
+        config = deepspeed_config(self.options.stage, self.grad_accum, self.clip_grad, world,
+                                  self.options.offload_optimizer)
         self.engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
                                                     config=config, dist_init_required=False)
         # The LR scheduler and the trainer see the torch optimizer ZeRO steps.
         return self.engine, optimizer
-
-    def unwrap(self, model: nn.Module) -> nn.Module:
-        return self.engine.module
 
     def backward(self, loss: torch.Tensor) -> None:
         # The trainer already divided by grad_accum; DeepSpeed must not divide again.
