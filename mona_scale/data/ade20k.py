@@ -38,7 +38,6 @@ ADE20K_SPLITS = {"ade20k_train": "training", "ade20k_val": "validation"}
 IGNORE_LABEL = 255
 
 
-
 def reduce_zero_label(label: np.ndarray) -> np.ndarray:
     """Raw ADE20K labels -> training labels: 0 ("other") -> 255 (ignored), k -> k - 1.
 

@@ -31,6 +31,3 @@ class RandomChoice(T.Augmentation):
     def __call__(self, aug_input) -> T.Transform:
         index = np.random.choice(len(self.pipelines), p=self.probs)
         return self.pipelines[index](aug_input)
-
-    def get_transform(self, *args):  # pragma: no cover - __call__ is the entry point
-        raise NotImplementedError("RandomChoice is applied through __call__")
