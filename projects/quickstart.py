@@ -63,15 +63,12 @@ def export_backbone(config: str, output_dir: str) -> str:
 
 def draw_predictions(config: str, output_dir: str, count: int = 4) -> str:
     """Draw the tuned model's predictions on held-out images (projects/demo.py)."""
-    import glob
-
     from mona_scale.data import synthetic_dataset_dicts
 
     import demo
 
-    synthetic_dataset_dicts("shapes_instances_val", num_images=80)
-    images = sorted(glob.glob(os.path.join(os.environ.get("MONA_DATASETS", os.path.join(
-        ROOT, "datasets/synthetic")), "shapes_instances/val/*.png")))[:count]
+    images = [d["file_name"] for d in synthetic_dataset_dicts("shapes_instances_val",
+                                                              num_images=80)[:count]]
     out_dir = os.path.join(output_dir, "predictions")
     demo.main(["--config-file", config, "--weights", os.path.join(output_dir, "model_final.pth"),
                "--input", *images, "--output", out_dir, "--scale", "3"])

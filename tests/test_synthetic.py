@@ -1,20 +1,27 @@
-"""Synthetic shapes datasets: determinism, exact masks, caching, detectron2 registration."""
+"""Synthetic shapes datasets: determinism, exact masks read back by pycocotools and
+torchvision, the done-marker (caching, interrupted and concurrent generation), detectron2
+registration."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 from pathlib import Path
 
 from mona_scale.data import (
     SHAPE_CLASSES,
     make_shapes_classification,
     make_shapes_instances,
+    make_shapes_semantic,
     register_synthetic_datasets,
+    synthetic,
 )
 
 import numpy as np
 import pycocotools.mask as mask_util
 import pytest
 from PIL import Image
+from pycocotools.coco import COCO
+from torchvision.datasets import ImageFolder
 
 # detectron2 after mona_scale, whose import applies the detectron2 v0.6 shims
 # isort: off
@@ -97,43 +104,94 @@ def test_images_are_textured_not_flat(instances):
         assert np.abs(np.diff(pixels, axis=1)).mean() > 2  # pixel-level noise
 
 
+def test_pycocotools_reads_the_instances(instances):
+    coco, image_dir = instances
+    api = COCO(str(image_dir) + ".json")
+    assert sorted(api.getImgIds()) == list(range(1, 31))
+    assert [c["name"] for c in api.loadCats(api.getCatIds())] == list(SHAPE_CLASSES)
+    masks = _masks_by_image(coco)
+    for image_id in (1, 17, 30):
+        anns = api.loadAnns(api.getAnnIds(imgIds=image_id))
+        decoded = [api.annToMask(a).astype(bool) for a in anns]
+        assert len(decoded) == len(masks[image_id])
+        assert all(np.array_equal(a, b) for a, b in zip(decoded, masks[image_id], strict=True))
+
+
 def test_second_call_is_cached_and_new_arguments_regenerate(tmp_path):
     path = Path(make_shapes_instances(str(tmp_path), "train", 4))
     image = path.with_suffix("") / "000000.png"
+    marker = tmp_path / "shapes_instances/train.done.json"
+    assert json.loads(marker.read_text())["num_images"] == 4
+    # the marker is written last
+    assert marker.stat().st_mtime_ns >= max(p.stat().st_mtime_ns
+                                            for p in [path, *path.with_suffix("").iterdir()])
     stamps = path.stat().st_mtime_ns, image.stat().st_mtime_ns
     assert make_shapes_instances(str(tmp_path), "train", 4) == str(path)
     assert (path.stat().st_mtime_ns, image.stat().st_mtime_ns) == stamps
     make_shapes_instances(str(tmp_path), "train", 3)
     coco = json.loads(path.read_text())
-    assert len(coco["images"]) == 3 and coco["info"]["signature"]["num_images"] == 3
+    assert len(coco["images"]) == 3 and json.loads(marker.read_text())["num_images"] == 3
     assert sorted(p.name for p in path.with_suffix("").iterdir()) == [
         "000000.png", "000001.png", "000002.png"]
-    assert not list(path.parent.glob("*.tmp"))
+    assert not list(tmp_path.rglob("*.tmp.*"))  # no temporary files left
 
 
-def test_interrupted_generation_is_redone(tmp_path):
-    path = Path(make_shapes_instances(str(tmp_path), "train", 3))
-    path.write_text('{"images": []}')  # e.g. a foreign or truncated file
-    make_shapes_instances(str(tmp_path), "train", 3)
-    assert len(json.loads(path.read_text())["images"]) == 3
+def test_interrupted_generation_is_redone(tmp_path, monkeypatch):
+    reference = Path(make_shapes_semantic(str(tmp_path / "ref"), "val", 5))
+    calls = []
+
+    def dies_on_the_third(size, instances):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # e.g. the job was killed
+        return real(size, instances)
+
+    real = synthetic._semantic_label
+    monkeypatch.setattr(synthetic, "_semantic_label", dies_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        make_shapes_semantic(str(tmp_path / "a"), "val", 5)
+    assert not (tmp_path / "a/shapes_sem/val.done.json").exists()
+    monkeypatch.undo()
+    split = Path(make_shapes_semantic(str(tmp_path / "a"), "val", 5))
+    for sub in ("images", "labels"):
+        assert _files(split / sub) == _files(reference / sub)
 
 
-def test_classification_split_file(tmp_path):
+def test_classification_is_an_image_folder(tmp_path):
     split_dir = Path(make_shapes_classification(str(tmp_path), "train", 12))
     assert split_dir == tmp_path / "shapes_cls" / "train"
-    lines = (tmp_path / "shapes_cls" / "train.txt").read_text().splitlines()
-    assert len(lines) == 12
-    counts = [0] * len(SHAPE_CLASSES)
-    for line in lines:
-        relative, label = line.split(" ")
-        path = tmp_path / "shapes_cls" / relative
-        assert path.is_file() and path.parent.name == SHAPE_CLASSES[int(label)]
-        assert Image.open(path).size == (64, 64)
-        counts[int(label)] += 1
-    assert counts == [4, 4, 4]
-    stamp = (tmp_path / "shapes_cls" / "train.signature.json").stat().st_mtime_ns
-    make_shapes_classification(str(tmp_path), "train", 12)
-    assert (tmp_path / "shapes_cls" / "train.signature.json").stat().st_mtime_ns == stamp
+    folder = ImageFolder(str(split_dir))
+    assert folder.classes == list(SHAPE_CLASSES)
+    assert sorted((Path(p).name, label) for p, label in folder.samples) == sorted(
+        (f"{i:06d}.png", i % 3) for i in range(12))
+    assert all(Image.open(p).size == (64, 64) for p, _ in folder.samples)
+    listed = (tmp_path / "shapes_cls" / "train.txt").read_text().splitlines()  # the split file
+    assert sorted(listed) == sorted(f"train/{SHAPE_CLASSES[i % 3]}/{i:06d}.png {i % 3}"
+                                    for i in range(12))
+    make_shapes_classification(str(tmp_path), "train", 7)  # fewer: the others are removed
+    assert len(ImageFolder(str(split_dir)).samples) == 7
+
+
+def _generate_classification(root: str) -> None:
+    make_shapes_classification(root, "train", 40)
+
+
+def test_concurrent_generators_write_one_split(tmp_path):
+    """Two processes (as two ranks) generate the same split at once, with no lock."""
+    reference = Path(make_shapes_classification(str(tmp_path / "ref"), "train", 40))
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_generate_classification, args=(str(tmp_path / "a"),))
+               for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [w.exitcode for w in workers] == [0, 0]
+    split = tmp_path / "a/shapes_cls/train"
+    for name in SHAPE_CLASSES:
+        assert _files(split / name) == _files(reference / name)
+    assert (tmp_path / "a/shapes_cls/train.done.json").is_file()
+    assert not list(tmp_path.rglob("*.tmp.*"))
 
 
 def test_registration_is_lazy_and_loads_coco_dicts(tmp_path, clean_catalogs):
@@ -174,4 +232,4 @@ def test_default_root_comes_from_the_environment(tmp_path, monkeypatch, clean_ca
     monkeypatch.setenv("MONA_DATASETS", str(tmp_path / "env"))
     register_synthetic_datasets(sizes=SMALL)
     assert MetadataCatalog.get("shapes_cls_train").image_root == str(
-        tmp_path / "env" / "shapes_cls")
+        tmp_path / "env" / "shapes_cls" / "train")
