@@ -391,6 +391,21 @@ except OSError as e:  # the library's error: names the checkpoint and the cause
 
 
 @pytest.mark.slow
+def test_the_next_save_removes_what_killed_saves_left(tmp_path):
+    trainer, checkpointer = _trainer(tmp_path, period=1000, keep=0)
+    trainer.train(0, 1)
+    left = [tmp_path / "last_checkpoint.tmp.4242", tmp_path / "model_final.pth.tmp.4243"]
+    for path in left:  # an atomic writer killed between its write and its rename
+        path.write_text("partial")
+    (tmp_path / ".model_0000007.tmp").mkdir()  # a killed save of another iteration
+    (tmp_path / ".model_0000007.tmp" / "rank0.pt").write_text("partial")
+    (tmp_path / "notes.tmp").write_text("the user's")
+    checkpointer.save("model_0000001")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "last_checkpoint", "model_0000000", "model_0000001", "model_final.pth", "notes.tmp"]
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0000001"
+
+
 def test_a_save_that_runs_out_of_space_keeps_the_previous_checkpoint(tmp_path):
     """The OS refuses the writes (a file size limit: the same EFBIG/ENOSPC path as a full
     disk): the save raises, the pointer still names the last complete checkpoint."""

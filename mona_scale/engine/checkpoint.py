@@ -33,6 +33,7 @@ import secrets
 import shutil
 
 from mona_scale import collectives
+from mona_scale.atomic_io import atomic_write, remove_stale_temps
 
 import numpy as np
 import torch
@@ -44,7 +45,7 @@ from torch import nn
 from .strategies import Strategy
 
 __all__ = ["Checkpointer", "PeriodicCheckpointHook", "last_checkpoint", "AtomicCheckpointer",
-           "atomic_torch_save", "rng_state", "set_rng_state", "POINTER", "FINAL_WEIGHTS",
+           "rng_state", "set_rng_state", "POINTER", "FINAL_WEIGHTS",
            "read_meta", "complete_checkpoints", "previous_run_files", "check_world_size",
            "resolve_checkpoint", "weights_only_loads"]
 
@@ -55,29 +56,7 @@ FINAL_WEIGHTS = "model_final.pth"
 TRAINER_FILE = "trainer.pt"
 META_FILE = "meta.json"
 CHECKPOINT_NAME = re.compile(r"^model_(\d+)$")
-
-
-def atomic_torch_save(obj, path: str) -> None:
-    """``torch.save`` to ``path`` via a temporary file, fsync and ``os.replace``."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _atomic_write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+TEMP_CHECKPOINT_NAME = re.compile(r"^\.model_\d+\.tmp$")  # a save in progress (or killed)
 
 
 @contextlib.contextmanager
@@ -282,20 +261,23 @@ class Checkpointer:
         tmp = os.path.join(self.save_dir, f".{name}.tmp")
         if comm.is_main_process():
             shutil.rmtree(tmp, ignore_errors=True)
+            self._remove_stale_temps()
             os.makedirs(tmp)
         collectives.barrier()
         try:
             self.strategy.save_state(tmp, self.model, self.optimizer)
             rank = comm.get_rank()
-            atomic_torch_save({"rng": rng, "loader": self._loader_state()},
-                              os.path.join(tmp, f"rank{rank}.pt"))
+            with atomic_write(os.path.join(tmp, f"rank{rank}.pt"), "wb") as f:
+                torch.save({"rng": rng, "loader": self._loader_state()}, f)
             if comm.is_main_process():
                 if self.trainer is not None:
-                    atomic_torch_save(self.trainer.state_dict(),
-                                      os.path.join(tmp, TRAINER_FILE))
-                _atomic_write_text(os.path.join(tmp, META_FILE), json.dumps(
-                    {"strategy": self.strategy.name, "world_size": comm.get_world_size(),
-                     "iteration": getattr(self.trainer, "iter", None), "run": self.run_id}))
+                    with atomic_write(os.path.join(tmp, TRAINER_FILE), "wb") as f:
+                        torch.save(self.trainer.state_dict(), f)
+                with atomic_write(os.path.join(tmp, META_FILE)) as f:
+                    json.dump({"strategy": self.strategy.name,
+                               "world_size": comm.get_world_size(),
+                               "iteration": getattr(self.trainer, "iter", None),
+                               "run": self.run_id}, f)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as e:  # DCP's CheckpointException is a BaseException
@@ -311,6 +293,16 @@ class Checkpointer:
         logger.info(f"saved checkpoint {final}")
         return final
 
+    def _remove_stale_temps(self) -> None:
+        """What saves killed mid-write left in ``save_dir``: temporary checkpoint
+        directories ``.model_<iteration>.tmp/`` and atomic writers' temporary files (one
+        save runs at a time, so none of them is in use)."""
+        os.makedirs(self.save_dir, exist_ok=True)
+        for entry in os.listdir(self.save_dir):
+            if TEMP_CHECKPOINT_NAME.match(entry):
+                shutil.rmtree(os.path.join(self.save_dir, entry), ignore_errors=True)
+        remove_stale_temps(self.save_dir)
+
     def _publish(self, tmp: str, final: str, name: str) -> None:
         old = None
         if os.path.exists(final):  # re-saving a name: move the old one aside first
@@ -318,7 +310,8 @@ class Checkpointer:
             shutil.rmtree(old, ignore_errors=True)
             os.replace(final, old)
         os.replace(tmp, final)
-        _atomic_write_text(os.path.join(self.save_dir, POINTER), name)
+        with atomic_write(os.path.join(self.save_dir, POINTER)) as f:
+            f.write(name)
         if old:
             shutil.rmtree(old, ignore_errors=True)
 
@@ -331,8 +324,8 @@ class Checkpointer:
         path = path or os.path.join(self.save_dir, FINAL_WEIGHTS)
         state = self.strategy.full_state_dict(self.model)
         if state is not None:
-            atomic_torch_save({"model": state, "iteration": getattr(self.trainer, "iter", None)},
-                              path)
+            with atomic_write(path, "wb") as f:
+                torch.save({"model": state, "iteration": getattr(self.trainer, "iter", None)}, f)
         collectives.barrier()
         return path
 
@@ -393,7 +386,8 @@ class AtomicCheckpointer(DetectionCheckpointer):
             data[key] = obj.state_dict()
         path = os.path.join(self.save_dir, f"{name}.pth")
         self.logger.info(f"Saving checkpoint to {path}")
-        atomic_torch_save(data, path)
+        with atomic_write(path, "wb") as f:
+            torch.save(data, f)
 
     def _load_file(self, filename: str) -> dict:
         """detectron2's reading, without running code: ``torch.load(weights_only=True)``,

@@ -12,6 +12,8 @@ import difflib
 import inspect
 import os
 
+from mona_scale.atomic_io import atomic_path
+
 from detectron2.config import LazyCall, LazyConfig
 from detectron2.layers import ShapeSpec
 from detectron2.utils.registry import locate
@@ -167,6 +169,5 @@ def save_config(cfg: DictConfig, path: str) -> None:
 
     cfg = copy.deepcopy(cfg)
     scrub(cfg)
-    tmp = f"{path}.tmp"
-    LazyConfig.save(cfg, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        LazyConfig.save(cfg, tmp)

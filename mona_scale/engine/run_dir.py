@@ -20,11 +20,12 @@ import json
 import logging
 import os
 
+from mona_scale.atomic_io import atomic_write
+
 from detectron2.utils import comm
 
 from .checkpoint import (
     POINTER,
-    _atomic_write_text,
     check_world_size,
     complete_checkpoints,
     last_checkpoint,
@@ -64,7 +65,8 @@ def truncate_metrics(path: str, last_iteration: int) -> int:
             else:
                 dropped += 1
     if dropped:
-        _atomic_write_text(path, "".join(kept))
+        with atomic_write(path) as f:
+            f.write("".join(kept))
     return dropped
 
 
@@ -98,7 +100,8 @@ def prepare_output_dir(output_dir: str, resume: bool, overwrite: bool = False,
                 name = os.path.basename(last)
                 pointer = os.path.join(output_dir, POINTER)
                 if _read(pointer) != name:
-                    _atomic_write_text(pointer, name)  # repaired
+                    with atomic_write(pointer) as f:  # repaired
+                        f.write(name)
                 dropped = truncate_metrics(os.path.join(output_dir, METRICS_FILE),
                                            int(meta["iteration"]))
                 if dropped:

@@ -16,6 +16,7 @@ import logging
 import os
 import secrets
 
+from mona_scale.atomic_io import atomic_write
 from mona_scale.redact import redact
 
 from detectron2.utils.events import EventWriter, get_event_storage
@@ -85,7 +86,7 @@ class WandbWriter(EventWriter):
                                + ("retrying without the rewind" if attempt is not attempts[-1]
                                   else "training continues without wandb logging"))
         if self.run is not None:
-            with open(id_file, "w") as f:
+            with atomic_write(id_file) as f:
                 f.write(run_id)
 
     def write(self) -> None:
