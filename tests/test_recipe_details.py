@@ -298,11 +298,11 @@ def test_resize_ratio_range_truncates_the_scale_and_resizes_with_opencv():
 # --------------------------------------------------------------------------- mmcls details
 def test_random_resized_crop_resizes_its_crop_with_opencv_bilinear():
     image = np.random.default_rng(1).integers(0, 255, (120, 160, 3), dtype=np.uint8)
-    crop = RandomResizedCrop(48)
-    np.random.seed(3)
-    x0, y0, w, h = crop._crop_box(120, 160)
-    np.random.seed(3)
-    out = crop.get_transform(image).apply_image(image)
+    torch.manual_seed(3)
+    transform = RandomResizedCrop(48).get_transform(image)
+    box = transform.transforms[0]
+    x0, y0, w, h = box.x0, box.y0, box.w, box.h
+    out = transform.apply_image(image)
     expected = cv2.resize(image[y0:y0 + h, x0:x0 + w], (48, 48),
                           interpolation=cv2.INTER_LINEAR)
     assert np.array_equal(out, expected)

@@ -39,9 +39,9 @@ def test_shapes_sem_is_deterministic_and_labelled(tmp_path):
     left, right = labels[:, :, :-1], labels[:, :, 1:]
     valid = (left != 255) & (right != 255)
     assert not (valid & (left != right)).any()
-    stamp = (tmp_path / "a/shapes_sem/val.signature.json").stat().st_mtime_ns
+    stamp = (tmp_path / "a/shapes_sem/val.done.json").stat().st_mtime_ns
     assert make_shapes_semantic(str(tmp_path / "a"), "val", 4, seed=1) == a and (
-        tmp_path / "a/shapes_sem/val.signature.json").stat().st_mtime_ns == stamp
+        tmp_path / "a/shapes_sem/val.done.json").stat().st_mtime_ns == stamp
 
 
 def test_shapes_sem_registration(tmp_path):

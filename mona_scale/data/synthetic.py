@@ -30,7 +30,6 @@ import numpy as np
 import pycocotools.mask as mask_util
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
-from filelock import FileLock
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
@@ -300,12 +299,3 @@ def synthetic_dataset_dicts(name: str, root: str | None = None,
     """
     register_synthetic_dataset(name, root, num_images)
     return DatasetCatalog.get(name)
-
-
-def _generate_once(lock: Path, read_signature, signature: dict, generate) -> None:
-    """Run ``generate()`` once across processes unless ``read_signature() == signature``
-    (used by ``data/shards/synthetic.py``, where it belongs)."""
-    if read_signature() != signature:
-        with FileLock(str(lock)):
-            if read_signature() != signature:
-                generate()

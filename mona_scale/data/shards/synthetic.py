@@ -4,7 +4,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..synthetic import GENERATOR_VERSION, _generate_once, default_root, synthetic_dataset_dicts
+from filelock import FileLock
+
+from ..synthetic import GENERATOR_VERSION, default_root, synthetic_dataset_dicts
 from .manifest import MANIFEST, read_manifest
 from .sources import catalog_source
 from .writer import write_shards
@@ -47,5 +49,8 @@ def synthetic_shards(name: str, root: str | None = None, num_images: int | None 
                      progress=len(source.dicts) >= 200)
 
     out.mkdir(parents=True, exist_ok=True)
-    _generate_once(out / ".lock", read_signature, signature, generate)
+    if read_signature() != signature:
+        with FileLock(str(out / ".lock")):  # one process writes, the others wait
+            if read_signature() != signature:  # not written while we waited
+                generate()
     return str(manifest)
