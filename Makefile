@@ -28,7 +28,7 @@ test-fast: $(STAMP)
 ## demo: create the environment if missing, then run the quickstart (CPU, minutes):
 ## the tuning report, tiny Swin pretraining, Mona Cascade Mask R-CNN, evaluation table
 demo: $(STAMP)
-	$(PY) -m mona_scale.adapters.report --model swin_b
+	$(PY) -m mona_scale.tuning_report --model swin_b
 	$(PY) projects/quickstart.py --output output/demo
 
 ## lint: ruff over the whole tree

@@ -8,7 +8,7 @@ int(512 r), with OpenCV (bilinear for the image, nearest for the label map), as 
 orientation. The crop, flip and photometric distortion of the recipe are detectron2's
 (``RandomCrop_CategoryAreaConstraint``, ``RandomFlip``, PointRend's
 ``ColorAugSSDTransform``); the padding to the crop size is done by the model
-(``SemanticSegmentor(train_pad_size=...)``, after normalisation, as mmseg pads).
+(``EncoderDecoderSegmenter(train_pad_size=...)``, after normalisation, as mmseg pads).
 """
 from __future__ import annotations
 
