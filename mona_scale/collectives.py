@@ -25,9 +25,8 @@ import torch
 import torch.distributed as dist
 
 __all__ = ["is_distributed", "device_backends", "serves_cpu", "gloo_group", "control_group",
-           "release_gloo_group", "all_reduce_scalar", "any_rank", "count_ranks",
-           "count_each", "max_over_ranks", "barrier", "gather_objects", "all_gather_objects",
-           "shared_random_seed"]
+           "release_gloo_group", "all_reduce_scalar", "count_ranks", "count_each",
+           "max_over_ranks", "barrier", "gather_objects", "shared_random_seed"]
 
 _OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}
 _GLOO: dict[str, Any] = {"world": None, "group": None}  # the side group and its WORLD
@@ -141,11 +140,6 @@ def count_ranks(flag: bool) -> int:
     return count_each([flag])[0]
 
 
-def any_rank(flag: bool) -> bool:
-    """Whether any rank passes a true ``flag`` (the same answer on every rank)."""
-    return count_ranks(flag) > 0
-
-
 def max_over_ranks(n: int) -> int:
     """The largest ``n`` of all ranks."""
     return int(all_reduce_scalar(n, "max"))
@@ -169,15 +163,6 @@ def gather_objects(obj: Any, dst: int = 0) -> list:
     out = [None] * dist.get_world_size() if rank == dst else None
     dist.gather_object(obj, out, dst=dst, group=control_group())
     return out if rank == dst else []
-
-
-def all_gather_objects(obj: Any) -> list:
-    """Picklable ``obj`` of every rank, in rank order, on every rank."""
-    if not is_distributed():
-        return [obj]
-    out = [None] * dist.get_world_size()
-    dist.all_gather_object(out, obj, group=control_group())
-    return out
 
 
 def shared_random_seed() -> int:

@@ -115,10 +115,9 @@ def _helpers(rank):
     from mona_scale import collectives as c
     c.barrier()
     return {"sum": c.all_reduce_scalar(rank + 1), "max": c.max_over_ranks(rank + 5),
-            "min": c.all_reduce_scalar(rank + 5, "min"), "any": c.any_rank(rank == 1),
-            "none": c.any_rank(False), "count": c.count_ranks(True),
-            "gather": c.gather_objects({"r": rank}), "all_gather": c.all_gather_objects(rank),
-            "seed_shared": len(set(c.all_gather_objects(c.shared_random_seed()))) == 1}
+            "min": c.all_reduce_scalar(rank + 5, "min"), "each": c.count_each([rank == 1, False]),
+            "count": c.count_ranks(True), "gather": c.gather_objects({"r": rank}),
+            "distinct_seeds": len(set(c.gather_objects(c.shared_random_seed())))}
 
 
 def _checkpointed_stop(rank, out):
@@ -200,9 +199,9 @@ def _expected(rank):
         "equal_length_loader": [2, 1 - rank],
         "checkpoint_stop_decision": [False, []],
         "preemption": 138,
-        "helpers": {"sum": 3.0, "max": 6, "min": 5.0, "any": True, "none": False, "count": 2,
+        "helpers": {"sum": 3.0, "max": 6, "min": 5.0, "each": [1, 0], "count": 2,
                     "gather": [{"r": 0}, {"r": 1}] if rank == 0 else [],
-                    "all_gather": [0, 1], "seed_shared": True},
+                    "distinct_seeds": 1 if rank == 0 else 0},  # rank 0 gathers
     }
 
 
