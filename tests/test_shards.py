@@ -537,6 +537,23 @@ def test_urls_brace_patterns_pipe_and_file(data):
     assert ids == [r["image_id"] for r in reference]
 
 
+def test_object_storage_schemes_registered_with_webdataset_are_read(data, monkeypatch):
+    """A URL scheme registered in webdataset's gopen table (as an object-store client would
+    be) serves manifests and shards."""
+    opened = []
+
+    def store(url, mode="rb", bufsize=8192, **kw):
+        opened.append(url)
+        return open(url[len("store://"):], mode)
+    monkeypatch.setitem(wds.gopen_schemes, "store", store)
+    directory = os.path.dirname(data["inst"])
+    shards = ShardSet.from_manifests(f"store://{directory}/manifest.json",
+                                     url_template=f"store://{directory}/{{name}}")
+    reference = strip(shard_dicts(ShardSet.from_manifests(data["inst"])))
+    assert strip(shard_dicts(shards)) == reference and len(reference) == N_INST
+    assert len(opened) == 1 + 4  # the manifest, then each shard
+
+
 def test_memfs_serves_bytes_only_while_mapping():
     from mona_scale.data.shards.memfs import serving
 
