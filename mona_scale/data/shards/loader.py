@@ -127,8 +127,8 @@ class StreamingLoader:
         """Continue where the loader that saved ``state`` (:meth:`state_dict`) stopped.
 
         Call before the first ``iter()``; training streams only. The saved seed and stream
-        count are adopted (the order depends on them, not on the workers); a stream count
-        this loader's workers cannot serve, or another world size, continues at the same
+        count are adopted (the order depends on them, not on the workers); another world
+        size, or a stream count this loader's workers cannot serve, continues at the same
         batch count in a re-sharded order, with a warning.
 
         Args:
@@ -140,13 +140,13 @@ class StreamingLoader:
             raise RuntimeError("load_state_dict must be called before iterating the loader")
         if not isinstance(state.get("batches"), int) or state["batches"] < 0:
             raise ValueError(f"loader state needs a non-negative int 'batches': {state}")
+        self.stream.seed = int(state.get("seed", self.stream.seed))
         saved_world = state.get("world_size", self.stream.world_size)
         if saved_world != self.stream.world_size:
             logger.warning(f"loader state saved by {saved_world} rank(s), loaded by "
                            f"{self.stream.world_size}: the stream continues at batch "
                            f"{state['batches']} of a re-sharded order")
         else:
-            self.stream.seed = int(state.get("seed", self.stream.seed))
             try:
                 self.stream.streams = self.stream.check_streams(
                     state.get("streams", self.stream.streams))
