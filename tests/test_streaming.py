@@ -113,7 +113,7 @@ def losses(out):
 @pytest.mark.slow
 def test_classification_trains_from_shards_and_resumes_mid_stream(tmp_path):
     """A run stopped after 2 iterations and resumed matches an uninterrupted one: the
-    stream continues (the lead's trainer calls resume_from(batches drawn))."""
+    stream continues (the checkpoint holds the loader's state_dict, restored by load_state_dict)."""
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     args = [*COMMON, *SHARDS, "dataloader.test.dataset.manifests.num_images=6",
             "train.max_iter=4", "model.backbone.drop_path_rate=0.0"]
