@@ -12,7 +12,8 @@ over ``--batches`` batches after ``--warmup``, file and stream loaders alternati
 within each of ``--repeats`` rounds in one process (background load hits both alike); the
 median is reported with the ratio stream / files. With 0 workers the CPU milliseconds per
 image of the process are reported too: on a shared machine they show the work each loader
-does, which wall-clock rates do not.
+does, which wall-clock rates do not. A last line times a resumed stream: the first batch
+after ``load_state_dict`` at batch ``--resume-skip``, against drawing those batches.
 
 The training step's rate is not measured here (a Swin-B detector step on a CPU takes
 seconds): ``--step-seconds`` (default 5.90, a Swin-B Mona step at batch 2 on 2 CPU threads,
@@ -159,6 +160,21 @@ def throughput(made, batches: int, warmup: int) -> tuple[float, float]:
     return images / seconds, 1000 * cpu / images
 
 
+def resume_seconds(task: str, data: tuple, skip: int) -> tuple[float, float]:
+    """Seconds to the first batch of a stream after ``load_state_dict`` at batch ``skip``
+    (the skipped samples are read, not decoded), and to draw ``skip + 1`` batches."""
+    start = time.perf_counter()
+    iterator = iter(loader("stream", task, data, 0))
+    for _ in range(skip + 1):
+        next(iterator)
+    drawn = time.perf_counter() - start
+    resumed = loader("stream", task, data, 0)
+    resumed.load_state_dict({"batches": skip})
+    start = time.perf_counter()
+    next(iter(resumed))
+    return time.perf_counter() - start, drawn
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=48, help="images per generated set")
@@ -166,6 +182,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--resume-skip", type=int, default=100)
     parser.add_argument("--step-seconds", type=float, default=5.90)
     parser.add_argument("--gpu-step-seconds", type=float, default=0.45)
     parser.add_argument("--root", default=os.path.join(ROOT, "output/bench_loader/real"))
@@ -199,6 +216,10 @@ def main() -> None:
           f"{BATCH} Swin-B Mona step, bench_mona) and {gpu_need:.2f} img/s per GPU (assumed "
           f"{args.gpu_step_seconds} s per batch-{BATCH} Cascade Mask R-CNN Swin-B step); a "
           f"ratio >= 1 in the step columns means the loader keeps up.")
+    resumed, drawn = resume_seconds("coco", data["coco"], args.resume_skip)
+    print(f"Resuming the COCO-like stream at batch {args.resume_skip} (0 workers): first "
+          f"batch after {resumed:.2f} s, against {drawn:.2f} s to draw the batches "
+          f"({resumed / drawn:.3f}x)")
     print(f"total {time.perf_counter() - began:.0f} s")
 
 
