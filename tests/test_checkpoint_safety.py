@@ -390,7 +390,6 @@ except OSError as e:  # the library's error: names the checkpoint and the cause
 """
 
 
-@pytest.mark.slow
 def test_the_next_save_removes_what_killed_saves_left(tmp_path):
     trainer, checkpointer = _trainer(tmp_path, period=1000, keep=0)
     trainer.train(0, 1)
@@ -406,6 +405,7 @@ def test_the_next_save_removes_what_killed_saves_left(tmp_path):
     assert (tmp_path / "last_checkpoint").read_text() == "model_0000001"
 
 
+@pytest.mark.slow
 def test_a_save_that_runs_out_of_space_keeps_the_previous_checkpoint(tmp_path):
     """The OS refuses the writes (a file size limit: the same EFBIG/ENOSPC path as a full
     disk): the save raises, the pointer still names the last complete checkpoint."""

@@ -26,6 +26,7 @@ def _outputs_and_grads(model, x):
 
 # inductor (the default backend) on the adapters; the whole backbone with aot_eager (dynamo's
 # graph capture and AOT autograd without inductor's code generation: a CPU test in seconds)
+@pytest.mark.slow
 @pytest.mark.parametrize("target,backend", [("adapters", "inductor"), ("backbone", "aot_eager")])
 def test_compiled_model_matches_eager(target, backend, caplog):
     eager = _tiny_swin({"method": "mona", "dropout": 0.0})

@@ -69,6 +69,7 @@ PAPER_CONFIGS = {  # config -> the backbone node's key
 SWIN_T_CHANNELS = {"res2": 96, "res3": 192, "res4": 384, "res5": 768}  # the Swin paper's C=96
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", sorted(PAPER_CONFIGS))
 def test_backbone_size_is_one_override(path):
     """``<backbone>.name=swin_t`` alone gives a model whose necks and heads take Swin-T's

@@ -99,6 +99,7 @@ SMALL = {"detection": ["dataloader.test.mapper.augmentations.0.short_edge_length
 CONFIGS = {"detection": CONFIG, "segmentation": SEG_CONFIG, "classification": CLS_CONFIG}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["detection", "segmentation", "classification"])
 def test_demo_draws_every_quickstart_task_with_class_names(demo_setup, task, capsys):
     tmp, weights = demo_setup

@@ -65,6 +65,7 @@ def test_no_gpu_mode_runs_what_needs_no_gpu_and_reports_the_rest(tmp_path):
     assert (out / "pytest_gpu.xml").is_file() and (out / "gpu_check.log").is_file()
 
 
+@pytest.mark.slow
 def test_missing_bundle_is_an_error_that_says_how_to_make_it(tmp_path):
     result = gpu_check(tmp_path, GPU_CHECK_INSTALL="1",
                        GPU_CHECK_BUNDLE=str(tmp_path / "no_bundle"))

@@ -64,6 +64,7 @@ def test_torchrun_rank_outside_world():
         dist_info_from_env({"RANK": "4", "WORLD_SIZE": "4"})
 
 
+@pytest.mark.slow
 def test_unreachable_rendezvous_fails_within_the_timeout():
     env = dict(os.environ, RANK="1", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
                MASTER_PORT=str(find_free_port()))  # nobody listens there
@@ -77,6 +78,7 @@ def test_unreachable_rendezvous_fails_within_the_timeout():
         "timeout" in result.stderr.lower()
 
 
+@pytest.mark.slow
 def test_single_process_runs_in_a_group_of_one_with_torchrun_variables():
     code = textwrap.dedent("""
         import json, os

@@ -403,6 +403,7 @@ _RESOLVE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_paper_configs_resolve_their_datasets_on_the_real_layouts(real):
     """Every paper config's train and test sets under $DETECTRON2_DATASETS=<fixture>, in a
     fresh process (detectron2 registers its builtin sets with paths read at import)."""

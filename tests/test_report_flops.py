@@ -31,6 +31,7 @@ def _plain_swin_flops(monkeypatch) -> float:
     return float(analysis.total())
 
 
+@pytest.mark.slow
 def test_fixed_equals_fvcore_on_a_plain_swin(monkeypatch):
     with monkeypatch.context() as patch:
         expected = _plain_swin_flops(patch)
@@ -68,6 +69,7 @@ def test_mona_adds_its_adapters_flops(monkeypatch):
         100 * extra / (rows["fixed"]["GFLOPs"] * 1e9), abs=0.01)
 
 
+@pytest.mark.slow
 def test_cli_prints_gflops_and_the_size(capsys, monkeypatch):
     monkeypatch.setattr(tuning_report, "build_swin",
                         lambda name, method: build_swin(name, method, **TINY))
@@ -78,6 +80,7 @@ def test_cli_prints_gflops_and_the_size(capsys, monkeypatch):
     assert math.isfinite(float(mona_line.split()[-1])) and float(mona_line.split()[-1]) > 0
 
 
+@pytest.mark.slow
 def test_swin_b_mona_costs_about_six_percent_more():
     """Swin-B at 224: the frozen backbone's 15.4 GFLOPs (the Swin paper's figure) and Mona's
     extra compute of about 6.5 % for about 4 % trainable parameters."""

@@ -111,6 +111,7 @@ def test_upernet_with_syncbn_on_two_gloo_processes(tmp_path):
     assert 0.0 <= read_metrics(out)[-1]["sem_seg/mIoU"] <= 100.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", sorted(TASKS))
 @pytest.mark.parametrize("method", sorted(TRAINED_PART))
 def test_every_tuning_method_steps(tmp_path, monkeypatch, task, method):

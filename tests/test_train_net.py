@@ -53,11 +53,13 @@ def test_resume_continues_at_the_next_iteration(trained):
     assert "resuming at iteration 12" in (out / "log.txt").read_text()
 
 
+@pytest.mark.slow
 def test_unknown_override_fails_naming_the_key(tmp_path):
     result = train_net(tmp_path, "train.max_iters=3", check=False)
     assert result.returncode != 0 and "train.max_iters" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", sorted(METHOD_PARTS))
 def test_every_tuning_method_steps_on_the_detector(tmp_path, method, monkeypatch):
     monkeypatch.setenv("MONA_DATASETS", str(tmp_path))
@@ -153,6 +155,7 @@ def test_every_strategy_runs_in_one_process_without_a_launcher(tmp_path, strateg
     assert (out / "model_final.pth").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_device_without_cuda_stops_at_start_naming_cpu(tmp_path):
     result = train_net(tmp_path, *CLS_TINY, "train.device=cuda", "train.max_iter=1",
