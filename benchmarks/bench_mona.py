@@ -1,16 +1,27 @@
-"""Mona speed and memory, side by side (CPU; each training-step variant in its own process).
+"""Mona against the floor, side by side (CPU): time and memory of a Swin-B training step.
 
-Part 1: fused vs reference Mona forward+backward on Swin-B's four stage shapes for a
-1024x1024 image (batch 2), weighted by the number of adapters per stage (2 per block): the
-whole adapter, and its filter stage alone (the part the fusion rewrites).
-Part 2: one backbone training step (forward, backward, AdamW step) at 512x512, batch 2, for
-Swin-T and Swin-B: full fine-tuning, Mona (fused / reference / with activation
-checkpointing) and the floor (frozen backbone, no adapters; nothing to train but the
-stand-in head). Time is the median of the timed steps after a warm-up step; memory is the
-process's peak RSS above its RSS just before the first step ("step memory": activations,
-gradients and optimizer state) and the total peak RSS.
+The floor is what every Mona step must at least do: the frozen backbone WITHOUT adapters,
+back-propagating to its input (the heads above a backbone need its input gradients; a
+frozen Linear still costs its input-gradient matmul and attention has no weights to skip).
+Every variant gets the same images with ``requires_grad`` and the same stand-in head
+(a 1x1 conv on res5 plus the mean of every level, AdamW on what trains).
 
-Usage: python benchmarks/bench_mona.py [--models swin_t swin_b] [--steps 3] [--quick]
+Part 1: the Mona op alone (the filter stage: three depthwise convs + 1x1 aggregation) and
+the whole adapter, fused vs reference, forward+backward on Swin-B's stage shapes for the
+step's image size (batch 2), weighted by the adapters per stage (2 per block).
+Part 2: step time at each size and precision (fp32; bf16 autocast): floor, Mona (fused),
+Mona (reference path), Mona with ``tuning.recompute=True``, full fine-tuning. All variants
+live in one process per (size, precision) and run in alternating rounds (noise hits each
+alike); the median of the timed rounds after one warm-up round; ratios to the floor.
+Part 3: step memory, each variant in its own process (peak RSS above the RSS just before
+the first step: activations, gradients, optimizer state), ratios to the floor.
+``--compile`` adds Part 4: Mona with ``train.compile=adapters`` / ``backbone`` (inductor)
+against eager Mona and the floor, with the compile time (first step minus a later one).
+
+Usage (the quiet-machine rerun, about 8 minutes on 2 free cores):
+    python benchmarks/bench_mona.py
+Quicker: ``--sizes 224 --precisions fp32 --rounds 1``; add ``--compile`` for Part 4
+(about 4 more minutes, mostly compilation).
 """
 from __future__ import annotations
 
@@ -26,16 +37,22 @@ from mona_scale.adapters import Mona
 import torch
 from common import peak_rss_mb, print_table, rss_mb, run_worker
 
-SWIN_B_STAGES = [(128, 256, 2), (256, 128, 2), (512, 64, 18), (1024, 32, 2)]  # C, side, depth
+SWIN_B_STAGES = [(128, 4, 2), (256, 8, 2), (512, 16, 18), (1024, 32, 2)]  # C, stride, depth
 
-STEP_VARIANTS = {  # name -> (tuning, activation checkpointing)
-    "full": ("full", False),
-    "mona": ({"method": "mona", "fused": True}, False),
-    "mona-reference": ({"method": "mona", "fused": False}, False),
-    "mona+recompute": ({"method": "mona", "fused": True, "recompute": True}, False),
-    "mona+ckpt": ({"method": "mona", "fused": True}, True),
-    "floor (fixed, no adapters)": ("fixed", False),
+VARIANTS = {  # name -> (tuning, train.compile)
+    "floor": ("fixed", ""),
+    "mona": ({"method": "mona"}, ""),
+    "mona-reference": ({"method": "mona", "fused": False}, ""),
+    "mona+recompute": ({"method": "mona", "recompute": True}, ""),
+    "full": ("full", ""),
 }
+COMPILE_VARIANTS = {
+    "floor": ("fixed", ""),
+    "mona": ({"method": "mona"}, ""),
+    "mona, compile adapters": ({"method": "mona"}, "adapters"),
+    "mona, compile backbone": ({"method": "mona"}, "backbone"),
+}
+MEMORY_VARIANTS = ("floor", "mona", "mona+recompute", "full")
 
 
 def _fwd_bwd(fn, x: torch.Tensor) -> float:
@@ -56,24 +73,26 @@ def time_pair(ref_fn, fused_fn, x: torch.Tensor, repeats: int) -> tuple[float, f
     return statistics.median(ref_times), statistics.median(fused_times)
 
 
-def bench_fused(repeats: int, batch: int = 2) -> list[dict]:
-    """Part 1 rows: whole adapter and filter stage alone, per Swin-B stage and in total."""
+def bench_op(size: int, repeats: int, batch: int = 2) -> list[dict]:
+    """Part 1 rows: the op (filter stage) and the whole adapter, per Swin-B stage and total."""
+    torch.manual_seed(0)
     rows = []
-    totals = {"adapter": [0.0, 0.0], "filter stage": [0.0, 0.0]}
-    for dim, side, depth in SWIN_B_STAGES:
-        fused = Mona(dim, fused=True)
-        reference = Mona(dim, fused=False)
+    totals = {"op (filter stage)": [0.0, 0.0], "adapter": [0.0, 0.0]}
+    for dim, stride, depth in SWIN_B_STAGES:
+        side = size // stride
+        fused = Mona(dim, fused=True).train()
+        reference = Mona(dim, fused=False).train()
         reference.load_state_dict(fused.state_dict())
         hw, count = (side, side), 2 * depth
-        cases = {"adapter": ("forward", torch.randn(batch, side * side, dim)),
-                 "filter stage": ("filter_stage", torch.randn(batch, side * side, 64))}
+        cases = {"op (filter stage)": ("filter_stage", torch.randn(batch, side * side, 64)),
+                 "adapter": ("forward", torch.randn(batch, side * side, dim))}
         for part, (method, inp) in cases.items():
             t_ref, t_fused = time_pair(functools.partial(getattr(reference, method), hw=hw),
                                        functools.partial(getattr(fused, method), hw=hw),
                                        inp, repeats)
             totals[part][0] += count * t_ref
             totals[part][1] += count * t_fused
-            rows.append({"part": part, "stage": f"C={dim} {side}x{side} x{count}",
+            rows.append({"part": part, "stage": f"{batch}x{side}x{side}x{dim} x{count}",
                          "reference ms": t_ref * 1e3, "fused ms": t_fused * 1e3,
                          "fused/reference": t_fused / t_ref})
     for part, (t_ref, t_fused) in totals.items():
@@ -82,70 +101,135 @@ def bench_fused(repeats: int, batch: int = 2) -> list[dict]:
     return rows
 
 
-def run_step_worker(model: str, variant: str, steps: int, size: int, batch: int) -> dict:
-    """Part 2, inside a fresh process: time and memory of one training-step variant."""
-    from mona_scale.modeling import build_swin
-    torch.manual_seed(0)
-    tuning, ckpt = STEP_VARIANTS[variant]
-    backbone = build_swin(model, tuning, activation_checkpointing=ckpt, drop_path_rate=0.0)
-    head = torch.nn.Conv2d(backbone.num_features[-1], 1, 1)  # stand-in for a neck/head
-    params = [p for p in backbone.parameters() if p.requires_grad] + list(head.parameters())
-    optimizer = torch.optim.AdamW(params, lr=1e-4)
-    images = torch.randn(batch, 3, size, size)
-    rss_before = rss_mb()
-    times = []
-    for i in range(steps + 1):
+class StepRunner:
+    """One variant's backbone, stand-in head and optimizer; ``step()`` times one step."""
+
+    def __init__(self, model: str, tuning, compile_target: str, size: int, batch: int,
+                 precision: str):
+        from mona_scale.engine.compile import compile_model
+        from mona_scale.modeling import build_swin
+        torch.manual_seed(0)
+        self.backbone = build_swin(model, tuning, drop_path_rate=0.0)
+        compile_model(self.backbone, compile_target)
+        self.head = torch.nn.Conv2d(self.backbone.num_features[-1], 1, 1)
+        params = [p for p in self.backbone.parameters() if p.requires_grad]
+        params += list(self.head.parameters())
+        self.trainable = sum(p.numel() for p in params)
+        self.optimizer = torch.optim.AdamW(params, lr=1e-4)
+        self.images = torch.randn(batch, 3, size, size)
+        self.bf16 = precision == "bf16"
+
+    def step(self) -> float:
+        """Seconds of one step: forward, backward to the input, AdamW."""
         start = time.perf_counter()
-        feats = backbone(images)
-        loss = head(feats["res5"]).square().mean() + sum(f.mean() for f in feats.values())
+        images = self.images.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            feats = self.backbone(images)
+            loss = self.head(feats["res5"]).float().square().mean()
+            loss = loss + sum(f.float().mean() for f in feats.values())
         loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if i:
-            times.append(time.perf_counter() - start)
-    peak = peak_rss_mb()
-    return {"seconds": statistics.median(times), "step MB": peak - rss_before, "peak MB": peak,
-            "trainable": sum(p.numel() for p in params)}
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return time.perf_counter() - start
 
 
-def bench_steps(models, steps, size, batch) -> list[dict]:
-    """Part 2 rows, each variant measured in its own subprocess."""
+def time_worker(model: str, size: int, batch: int, precision: str, rounds: int,
+                variants: dict) -> dict:
+    """In a fresh process: all variants in alternating rounds; median seconds and first."""
+    runners = {name: StepRunner(model, tuning, target, size, batch, precision)
+               for name, (tuning, target) in variants.items()}
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(rounds + 1):
+        for name, runner in runners.items():
+            times[name].append(runner.step())
+    return {name: {"seconds": statistics.median(t[1:]), "first": t[0],
+                   "trainable": runners[name].trainable} for name, t in times.items()}
+
+
+def memory_worker(model: str, size: int, batch: int, precision: str, variant: str) -> dict:
+    """In a fresh process: one variant's step memory (two steps: AdamW state included)."""
+    tuning, target = VARIANTS[variant]
+    runner = StepRunner(model, tuning, target, size, batch, precision)
+    rss_before = rss_mb()
+    for _ in range(2):
+        runner.step()
+    return {"step MB": peak_rss_mb() - rss_before, "peak MB": peak_rss_mb()}
+
+
+def _worker(kind: str, spec: dict) -> dict:
+    if kind == "time":
+        table = COMPILE_VARIANTS if spec.pop("compile") else VARIANTS
+        return time_worker(**spec, variants=table)
+    return memory_worker(**spec)
+
+
+def bench_time(model, sizes, precisions, batch, rounds, compile_=False) -> list[dict]:
+    """Part 2 (or 4) rows: one process per (size, precision), variants alternating."""
     rows = []
-    for model in models:
-        results = {}
-        for variant in STEP_VARIANTS:
-            results[variant] = run_worker(__file__, model, variant, "--steps", str(steps),
-                                          "--size", str(size), "--batch", str(batch))
-        full = results["full"]
-        for variant, r in results.items():
-            rows.append({"model": model, "variant": variant, "s/step": r["seconds"],
-                         "time vs full": r["seconds"] / full["seconds"],
-                         "step MB": r["step MB"],
-                         "step mem vs full": r["step MB"] / full["step MB"],
-                         "peak MB": r["peak MB"], "peak vs full": r["peak MB"] / full["peak MB"]})
+    for size in sizes:
+        for precision in precisions:
+            spec = dict(model=model, size=size, batch=batch, precision=precision,
+                        rounds=rounds, compile=compile_)
+            result = run_worker(__file__, "time", json.dumps(spec))
+            floor = result["floor"]["seconds"]
+            for name, r in result.items():
+                row = {"size": size, "precision": precision, "variant": name,
+                       "trainable": r["trainable"], "s/step": r["seconds"],
+                       "vs floor": r["seconds"] / floor}
+                if compile_:
+                    row["compile s"] = r["first"] - r["seconds"]
+                rows.append(row)
     return rows
+
+
+def bench_memory(model, size, precision, batch) -> list[dict]:
+    """Part 3 rows: one process per variant."""
+    results = {v: run_worker(__file__, "memory", json.dumps(dict(
+        model=model, size=size, batch=batch, precision=precision, variant=v)))
+        for v in MEMORY_VARIANTS}
+    floor = results["floor"]["step MB"]
+    return [{"size": size, "precision": precision, "variant": v, "step MB": r["step MB"],
+             "vs floor": r["step MB"] / floor, "peak MB": r["peak MB"]}
+            for v, r in results.items()]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["swin_t", "swin_b"])
-    parser.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up")
-    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--model", default="swin_b")
+    parser.add_argument("--sizes", nargs="+", type=int, default=[224, 512])
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"],
+                        choices=["fp32", "bf16"])
     parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=7, help="timed adapter passes")
-    parser.add_argument("--worker", nargs=2, metavar=("MODEL", "VARIANT"), help=argparse.SUPPRESS)
-    parser.add_argument("--skip-adapter", action="store_true", help="skip part 1")
+    parser.add_argument("--rounds", type=int, default=2, help="timed rounds after a warm-up")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes in Part 1")
+    parser.add_argument("--memory-size", type=int, default=512, help="Part 3 image size")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["op", "time", "memory"])
+    parser.add_argument("--compile", action="store_true", help="add Part 4")
+    parser.add_argument("--worker", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     if args.worker:
-        print(json.dumps(run_step_worker(*args.worker, args.steps, args.size, args.batch)))
+        print(json.dumps(_worker(args.worker[0], json.loads(args.worker[1]))))
         return
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
-    if not args.skip_adapter:
-        print_table("Part 1: Mona forward+backward, Swin-B stage shapes at 1024x1024, batch 2",
-                    bench_fused(args.repeats))
-    print_table(f"Part 2: one backbone training step, {args.size}x{args.size}, "
-                f"batch {args.batch}", bench_steps(args.models, args.steps, args.size, args.batch))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU, {args.model}, "
+          f"batch {args.batch}")
+    if "op" not in args.skip:
+        for size in args.sizes:
+            print_table(f"Part 1: Mona op and adapter forward+backward, fused vs reference, "
+                        f"Swin-B stage shapes at {size}x{size}", bench_op(size, args.repeats))
+    if "time" not in args.skip:
+        print_table("Part 2: training step time vs the floor (alternating rounds, one process "
+                    "per size and precision)", bench_time(args.model, args.sizes,
+                                                          args.precisions, args.batch,
+                                                          args.rounds))
+    if "memory" not in args.skip:
+        rows = [r for p in args.precisions
+                for r in bench_memory(args.model, args.memory_size, p, args.batch)]
+        print_table("Part 3: step memory vs the floor (one process per variant)", rows)
+    if args.compile:
+        print_table("Part 4: train.compile (inductor), alternating rounds",
+                    bench_time(args.model, args.sizes[:1], args.precisions[:1], args.batch,
+                               args.rounds, compile_=True))
 
 
 if __name__ == "__main__":

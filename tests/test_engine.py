@@ -5,7 +5,7 @@ import os
 
 from mona_scale.data.loader import build_train_loader
 from mona_scale.engine.checkpoint import (
-    Checkpointer,
+    TrainingCheckpointer,
     PeriodicCheckpointHook,
     rng_state,
     set_rng_state,
@@ -14,7 +14,7 @@ from mona_scale.engine.config import apply_overrides, load_config
 from mona_scale.engine.optim import optimizer_param_groups
 from mona_scale.engine.precision import Precision
 from mona_scale.engine.strategies import build_strategy
-from mona_scale.engine.trainer import MonaTrainer
+from mona_scale.engine.trainer import StrategyTrainer
 
 import numpy as np
 import pytest
@@ -170,8 +170,8 @@ def _trainer(model, tmp_path, period):
     model, optimizer = strategy.setup(model, lambda m: torch.optim.SGD(m.parameters(), lr=0.1))
     data = build_train_loader([{}], mapper=lambda _: torch.ones(3), total_batch_size=1,
                               seed=0, aspect_ratio_grouping=False)
-    trainer = MonaTrainer(model, data, optimizer, strategy)
-    checkpointer = Checkpointer(str(tmp_path), strategy, model, optimizer, trainer)
+    trainer = StrategyTrainer(model, data, optimizer, strategy)
+    checkpointer = TrainingCheckpointer(str(tmp_path), strategy, model, optimizer, trainer)
     trainer.register_hooks([PeriodicCheckpointHook(checkpointer, period, max_to_keep=2)])
     return trainer, checkpointer
 
@@ -258,7 +258,7 @@ class _Quadratic(nn.Module):
 def _run(model, batches, precision="fp32", **kwargs):
     strategy = build_strategy("ddp", Precision(precision), **kwargs)
     model, optimizer = strategy.setup(model, lambda m: torch.optim.SGD(m.parameters(), lr=0.1))
-    trainer = MonaTrainer(model, iter(batches), optimizer, strategy)
+    trainer = StrategyTrainer(model, iter(batches), optimizer, strategy)
     with EventStorage(0) as storage:
         trainer.iter = 0
         trainer.storage = storage

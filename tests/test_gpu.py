@@ -115,13 +115,13 @@ def test_one_host_sync_per_training_step():
 
     from mona_scale.engine.precision import Precision
     from mona_scale.engine.strategies import build_strategy
-    from mona_scale.engine.trainer import MonaTrainer
+    from mona_scale.engine.trainer import StrategyTrainer
 
     strategy = build_strategy("ddp", Precision("fp32", "cuda"), clip_grad=1.0)
     model, optimizer = strategy.setup(_TwoLosses().cuda(), lambda m: torch.optim.SGD(
         m.parameters(), lr=1e-3, foreach=True))
     batch = torch.randn(8, 64, device="cuda")
-    trainer = MonaTrainer(model, iter(lambda: batch, None), optimizer, strategy)
+    trainer = StrategyTrainer(model, iter(lambda: batch, None), optimizer, strategy)
     trainer.train(0, 2)  # warm-up: lazy initialisations
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -44,7 +44,7 @@ from torch import nn
 
 from .strategies import Strategy
 
-__all__ = ["Checkpointer", "PeriodicCheckpointHook", "last_checkpoint", "AtomicCheckpointer",
+__all__ = ["TrainingCheckpointer", "PeriodicCheckpointHook", "last_checkpoint", "AtomicCheckpointer",
            "rng_state", "set_rng_state", "POINTER", "FINAL_WEIGHTS",
            "read_meta", "complete_checkpoints", "previous_run_files", "check_world_size",
            "resolve_checkpoint", "weights_only_loads"]
@@ -230,7 +230,7 @@ def check_world_size(path: str, strategy: str, world_size: int) -> dict:
     return meta
 
 
-class Checkpointer:
+class TrainingCheckpointer:
     """Saves and restores whole training state through a strategy.
 
     Args:
@@ -238,7 +238,7 @@ class Checkpointer:
         strategy: the run's strategy (it writes the model / optimizer shards).
         model: the model as the strategy wrapped it.
         optimizer: the optimizer from ``strategy.setup`` (None: model only).
-        trainer: the :class:`~mona_scale.engine.trainer.MonaTrainer` (None: model only).
+        trainer: the :class:`~mona_scale.engine.trainer.StrategyTrainer` (None: model only).
     """
 
     def __init__(self, save_dir: str, strategy: Strategy, model: nn.Module,
@@ -416,13 +416,13 @@ class PeriodicCheckpointHook(HookBase):
     signal may reach the ranks at different iterations): any rank's request stops all.
 
     Args:
-        checkpointer: a :class:`Checkpointer`.
+        checkpointer: a :class:`TrainingCheckpointer`.
         period: iterations between saves.
         max_to_keep: checkpoints kept on disk (older ones are deleted after a newer one is
             complete; 0 = keep all).
     """
 
-    def __init__(self, checkpointer: Checkpointer, period: int, max_to_keep: int = 3):
+    def __init__(self, checkpointer: TrainingCheckpointer, period: int, max_to_keep: int = 3):
         if period <= 0:
             raise ValueError(f"train.checkpointer.period must be > 0, got {period}")
         self.checkpointer, self.period, self.max_to_keep = checkpointer, period, max_to_keep

@@ -24,7 +24,7 @@ from torch import nn
 
 from .checkpoint import (
     AtomicCheckpointer,
-    Checkpointer,
+    TrainingCheckpointer,
     PeriodicCheckpointHook,
     last_checkpoint,
     read_meta,
@@ -39,7 +39,7 @@ from .precision import Precision
 from .run_dir import prepare_output_dir
 from .stopping import StopControl
 from .strategies import Strategy, build_strategy
-from .trainer import MonaTrainer
+from .trainer import StrategyTrainer
 from .wandb_writer import WandbWriter
 from .writers import MemoryHook, build_event_writers
 
@@ -294,9 +294,9 @@ def do_train(cfg: DictConfig, model: nn.Module, resume: bool = False) -> None:
         if last is None and train.init_checkpoint:
             load_init_checkpoint(model, train.init_checkpoint)
         wrapped, optimizer = strategy.setup(model, optimizer_factory(cfg))
-        trainer = MonaTrainer(wrapped, instantiate(cfg.dataloader.train), optimizer, strategy,
+        trainer = StrategyTrainer(wrapped, instantiate(cfg.dataloader.train), optimizer, strategy,
                               stopping)
-        checkpointer = Checkpointer(train.output_dir, strategy, wrapped, optimizer, trainer)
+        checkpointer = TrainingCheckpointer(train.output_dir, strategy, wrapped, optimizer, trainer)
         trainer.register_hooks([
             hooks.IterationTimer(),
             MemoryHook(),

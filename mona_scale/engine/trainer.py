@@ -9,7 +9,7 @@ values and pending stop requests (:class:`~mona_scale.engine.stopping.StopContro
 non-finite loss or gradient norm on any rank raises ``FloatingPointError`` on every rank,
 naming the iteration and this rank's values, before the optimizer step is applied and before
 the iteration's hooks run: no checkpoint is written after it. A stop decision (signal,
-``train.stop_at_iter``, :meth:`MonaTrainer.request_stop`) ends the loop after the
+``train.stop_at_iter``, :meth:`StrategyTrainer.request_stop`) ends the loop after the
 iteration's hooks, which save a checkpoint first (``trainer.stop_requested`` is the
 decision). ``fp16`` loss scaling is the exception for the gradient norm: an overflow there
 is the scaler's business (it skips the step and lowers the scale).
@@ -34,10 +34,10 @@ from torch import nn
 from .stopping import StopControl
 from .strategies import Strategy
 
-__all__ = ["MonaTrainer"]
+__all__ = ["StrategyTrainer"]
 
 
-class MonaTrainer(TrainerBase):
+class StrategyTrainer(TrainerBase):
     """Trainer for detectron2-style models (list-of-dict inputs, loss dict outputs).
 
     Args:
