@@ -12,15 +12,15 @@ import sys
 
 from mona_scale.data.loader import build_train_loader
 from mona_scale.engine.checkpoint import (
-    Checkpointer,
     PeriodicCheckpointHook,
+    TrainingCheckpointer,
     last_checkpoint,
     read_meta,
 )
 from mona_scale.engine.precision import Precision
 from mona_scale.engine.run_dir import prepare_output_dir
 from mona_scale.engine.strategies import build_strategy
-from mona_scale.engine.trainer import MonaTrainer
+from mona_scale.engine.trainer import StrategyTrainer
 from mona_scale.redact import redact
 
 import pytest
@@ -54,8 +54,8 @@ def _ones():
 def _trainer(out, period=1, keep=2, precision="fp32"):
     strategy = build_strategy("ddp", Precision(precision))
     model, optimizer = strategy.setup(_Linear(), lambda m: torch.optim.SGD(m.parameters(), 0.1))
-    trainer = MonaTrainer(model, _ones(), optimizer, strategy)
-    checkpointer = Checkpointer(str(out), strategy, model, optimizer, trainer)
+    trainer = StrategyTrainer(model, _ones(), optimizer, strategy)
+    checkpointer = TrainingCheckpointer(str(out), strategy, model, optimizer, trainer)
     trainer.register_hooks([PeriodicCheckpointHook(checkpointer, period, max_to_keep=keep)])
     return trainer, checkpointer
 

@@ -55,10 +55,10 @@ class _Losses(nn.Module):
 def _trainer(model, strategy=None):
     from mona_scale.engine.precision import Precision
     from mona_scale.engine.strategies import build_strategy
-    from mona_scale.engine.trainer import MonaTrainer
+    from mona_scale.engine.trainer import StrategyTrainer
     strategy = strategy or build_strategy("ddp", Precision("fp32"))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-    return MonaTrainer(model, iter(lambda: torch.ones(1), None), optimizer, strategy)
+    return StrategyTrainer(model, iter(lambda: torch.ones(1), None), optimizer, strategy)
 
 
 def _attempt(results, name, fn):
@@ -93,9 +93,9 @@ def _equal_length(rank):
 
 
 def _checkpoint_hook_no_stop(rank, out):
-    from mona_scale.engine.checkpoint import Checkpointer, PeriodicCheckpointHook
+    from mona_scale.engine.checkpoint import PeriodicCheckpointHook, TrainingCheckpointer
     trainer = _trainer(_Losses(rank))
-    hook = PeriodicCheckpointHook(Checkpointer(out, trainer.strategy, trainer.model), 50)
+    hook = PeriodicCheckpointHook(TrainingCheckpointer(out, trainer.strategy, trainer.model), 50)
     trainer.register_hooks([hook])
     trainer.iter, trainer.max_iter = 0, 100
     hook.after_step()  # collective stop decision: nobody asked, nothing is saved
@@ -123,23 +123,23 @@ def _helpers(rank):
 def _checkpointed_stop(rank, out):
     """ddp at world size 2: rank 1 alone asks to stop during iteration 1; both save and stop
     after iteration 2 (the request is decided in the next step's collective)."""
-    from mona_scale.engine.checkpoint import Checkpointer, PeriodicCheckpointHook
+    from mona_scale.engine.checkpoint import PeriodicCheckpointHook, TrainingCheckpointer
     from mona_scale.engine.precision import Precision
     from mona_scale.engine.strategies import build_strategy
-    from mona_scale.engine.trainer import MonaTrainer
+    from mona_scale.engine.trainer import StrategyTrainer
 
     from detectron2.engine import HookBase
     strategy = build_strategy("ddp", Precision("fp32"))
     model, optimizer = strategy.setup(_Losses(rank), lambda m: torch.optim.SGD(
         m.parameters(), lr=0.0))
-    trainer = MonaTrainer(model, iter(lambda: torch.ones(1), None), optimizer, strategy)
+    trainer = StrategyTrainer(model, iter(lambda: torch.ones(1), None), optimizer, strategy)
 
     class StopOnRank1(HookBase):
         def after_step(self):
             if rank == 1 and self.trainer.iter == 1:
                 self.trainer.request_stop()  # decided in iteration 2's collective
 
-    checkpointer = Checkpointer(out, strategy, model, optimizer, trainer)
+    checkpointer = TrainingCheckpointer(out, strategy, model, optimizer, trainer)
     trainer.register_hooks([StopOnRank1(), PeriodicCheckpointHook(checkpointer, 100)])
     trainer.train(0, 10)
     return [trainer.iter, sorted(d for d in os.listdir(out) if d.startswith("model_"))]

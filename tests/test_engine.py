@@ -5,8 +5,8 @@ import os
 
 from mona_scale.data.loader import build_train_loader
 from mona_scale.engine.checkpoint import (
-    TrainingCheckpointer,
     PeriodicCheckpointHook,
+    TrainingCheckpointer,
     rng_state,
     set_rng_state,
 )
@@ -117,6 +117,11 @@ def test_console_line_is_detectron2s_with_cpu_memory(tmp_path):
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
+        with EventStorage(0) as storage:  # a run stopped in the timer's warm-up: no "time"
+            storage.put_scalars(loss_box=5.0, lr=0.25, smoothing_hint=False)
+            printer.write()
+            printer.write()  # after_train writes again at a stop: no second line, no error
+            assert len(records) == 1
         with EventStorage(0) as storage:
             for it, loss in enumerate([3.0, 1.0, 2.0]):
                 storage.iter = it

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from mona_scale.engine.checkpoint import POINTER, Checkpointer
+from mona_scale.engine.checkpoint import POINTER, TrainingCheckpointer
 from mona_scale.engine.checkpoint_weights import load_checkpoint_weights
 from mona_scale.engine.config import load_config
 from mona_scale.engine.defaults import build_model, build_run_strategy, optimizer_factory
@@ -285,7 +285,7 @@ def test_dcp_checkpoint_of_two_ranks_resumes_in_one_process(runs, tmp_path):
     cfg = load_config(CONFIG, SCALE + ["train.device=cpu", "train.strategy=ddp"])
     strategy = build_run_strategy(cfg)
     model, optimizer = strategy.setup(build_model(cfg), optimizer_factory(cfg))
-    Checkpointer(str(tmp_path), strategy, model, optimizer).load(str(checkpoint))
+    TrainingCheckpointer(str(tmp_path), strategy, model, optimizer).load(str(checkpoint))
     expected = load_checkpoint_weights(str(checkpoint))
     assert all(torch.equal(v, expected[k]) for k, v in model.state_dict().items())
     steps = {float(s["step"]) for s in optimizer.state.values()}
@@ -308,7 +308,7 @@ def test_dcp_checkpoint_of_two_ranks_resumes_in_one_process(runs, tmp_path):
 
 KILLED_SAVE = """
 import os, sys
-from mona_scale.engine.checkpoint import Checkpointer
+from mona_scale.engine.checkpoint import TrainingCheckpointer
 from mona_scale.engine.precision import Precision
 from mona_scale.engine.strategies import build_strategy
 import torch
@@ -316,7 +316,7 @@ model = torch.nn.Linear(64, 64)
 strategy = build_strategy("ddp", Precision())
 model, optimizer = strategy.setup(model, lambda m: torch.optim.AdamW(m.parameters()))
 model(torch.randn(2, 64)).sum().backward(); optimizer.step()
-checkpointer = Checkpointer(sys.argv[1], strategy, model, optimizer)
+checkpointer = TrainingCheckpointer(sys.argv[1], strategy, model, optimizer)
 checkpointer.save("model_0000000")
 real_save = strategy.save_state
 def killed(path, model, optimizer):
@@ -338,7 +338,7 @@ def test_killed_save_keeps_the_previous_checkpoint(tmp_path):
     model = torch.nn.Linear(64, 64)
     strategy = build_strategy("ddp", Precision())
     model, optimizer = strategy.setup(model, lambda m: torch.optim.AdamW(m.parameters()))
-    checkpointer = Checkpointer(str(tmp_path), strategy, model, optimizer)
+    checkpointer = TrainingCheckpointer(str(tmp_path), strategy, model, optimizer)
     checkpointer.load(checkpointer.last_checkpoint())
     assert all(float(s["step"]) == 1.0 for s in optimizer.state.values())
     checkpointer.save("model_0000001")  # the next save replaces the stale temporary

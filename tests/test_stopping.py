@@ -9,11 +9,11 @@ import sys
 import time
 
 from mona_scale.engine import stopping
-from mona_scale.engine.checkpoint import Checkpointer, PeriodicCheckpointHook
+from mona_scale.engine.checkpoint import PeriodicCheckpointHook, TrainingCheckpointer
 from mona_scale.engine.precision import Precision
 from mona_scale.engine.stopping import StopControl, TrainingStopped
 from mona_scale.engine.strategies import build_strategy
-from mona_scale.engine.trainer import MonaTrainer
+from mona_scale.engine.trainer import StrategyTrainer
 from mona_scale.launch import find_free_port
 
 import pytest
@@ -52,9 +52,9 @@ def _trainer(out, model=None, control=None, clip_grad=0.0, hooks=()):
     strategy = build_strategy("ddp", Precision("fp32"), clip_grad=clip_grad)
     model, optimizer = strategy.setup(model or _Linear(), lambda m: torch.optim.SGD(
         m.parameters(), lr=0.1))
-    trainer = MonaTrainer(model, iter(lambda: torch.ones(3), None), optimizer, strategy,
+    trainer = StrategyTrainer(model, iter(lambda: torch.ones(3), None), optimizer, strategy,
                           control or StopControl())
-    checkpointer = Checkpointer(str(out), strategy, model, optimizer, trainer)
+    checkpointer = TrainingCheckpointer(str(out), strategy, model, optimizer, trainer)
     trainer.register_hooks([PeriodicCheckpointHook(checkpointer, 1000), *hooks])
     return trainer
 

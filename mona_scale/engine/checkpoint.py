@@ -44,10 +44,10 @@ from torch import nn
 
 from .strategies import Strategy
 
-__all__ = ["TrainingCheckpointer", "PeriodicCheckpointHook", "last_checkpoint", "AtomicCheckpointer",
-           "rng_state", "set_rng_state", "POINTER", "FINAL_WEIGHTS",
-           "read_meta", "complete_checkpoints", "previous_run_files", "check_world_size",
-           "resolve_checkpoint", "weights_only_loads"]
+__all__ = ["TrainingCheckpointer", "PeriodicCheckpointHook", "AtomicCheckpointer",
+           "last_checkpoint", "resolve_checkpoint", "read_meta", "complete_checkpoints",
+           "previous_run_files", "check_world_size", "weights_only_loads", "rng_state",
+           "set_rng_state", "POINTER", "FINAL_WEIGHTS"]
 
 logger = logging.getLogger(__name__)
 

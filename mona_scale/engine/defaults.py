@@ -24,8 +24,8 @@ from torch import nn
 
 from .checkpoint import (
     AtomicCheckpointer,
-    TrainingCheckpointer,
     PeriodicCheckpointHook,
+    TrainingCheckpointer,
     last_checkpoint,
     read_meta,
     resolve_checkpoint,

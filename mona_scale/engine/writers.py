@@ -7,7 +7,12 @@ import os
 
 import torch
 from detectron2.engine import HookBase
-from detectron2.utils.events import CommonMetricPrinter, EventWriter, JSONWriter
+from detectron2.utils.events import (
+    CommonMetricPrinter,
+    EventWriter,
+    JSONWriter,
+    get_event_storage,
+)
 
 __all__ = ["CpuMemoryMetricPrinter", "MemoryHook", "build_event_writers", "cpu_memory_mb",
            "METRICS_FILE"]
@@ -50,6 +55,16 @@ class CpuMemoryMetricPrinter(CommonMetricPrinter):
     def __init__(self, max_iter: int | None = None, window_size: int = 20):
         super().__init__(max_iter, window_size)
         self.logger = _AppendCpuMemory(self.logger, {})
+        self._printed_iter: int | None = None
+
+    def write(self) -> None:
+        """Print the line, once per iteration: a run stopped early writes again after its
+        last iteration, and detectron2's ETA estimate, before the iteration timer has
+        times, divides by the iterations since the previous line (0 there)."""
+        iteration = get_event_storage().iter
+        if iteration != self._printed_iter:
+            super().write()
+            self._printed_iter = iteration
 
 
 def build_event_writers(output_dir: str, max_iter: int) -> list[EventWriter]:
