@@ -26,15 +26,14 @@ from torch import nn
 from .atomic_io import atomic_path
 from .engine.checkpoint_weights import load_checkpoint_weights
 
-__all__ = ["adapter_keys", "save_adapter", "load_adapter", "run_init_checkpoint",
-           "ADAPTER_FORMAT", "main"]
+__all__ = ["save_adapter", "load_adapter", "main"]
 
 logger = logging.getLogger(__name__)
 
 ADAPTER_FORMAT = "mona_scale-adapter-v1"
 
 
-def adapter_keys(model: nn.Module) -> list[str]:
+def _adapter_keys(model: nn.Module) -> list[str]:
     """State-dict keys the tuning method trains: trainable parameters, plus the buffers of
     modules that own a trainable parameter (e.g. a head's BatchNorm statistics)."""
     keys = []
@@ -51,7 +50,7 @@ def adapter_keys(model: nn.Module) -> list[str]:
 
 def save_adapter(model: nn.Module, state: dict[str, torch.Tensor], path: str,
                  metadata: dict[str, str]) -> int:
-    """Write the adapter part of ``state`` (keys of :func:`adapter_keys`) to safetensors.
+    """Write the adapter part of ``state`` (what the tuning method trains) to safetensors.
 
     Args:
         model: the built model (its ``requires_grad`` flags say what the method trains).
@@ -64,7 +63,7 @@ def save_adapter(model: nn.Module, state: dict[str, torch.Tensor], path: str,
     """
     from safetensors.torch import save_file
 
-    keys = adapter_keys(model)
+    keys = _adapter_keys(model)
     missing = [k for k in keys if k not in state]
     if missing:
         raise KeyError(f"the checkpoint lacks {len(missing)} trained tensors of this model, "
@@ -136,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, int]:
             torch.save({"model": model.state_dict()}, tmp)
         written["full"] = os.path.getsize(args.full)
     if args.adapter:
-        base = cfg.train.init_checkpoint or run_init_checkpoint(args.checkpoint)
+        base = cfg.train.init_checkpoint or _run_init_checkpoint(args.checkpoint)
         if not base:
             logger.warning("no base model known (train.init_checkpoint is empty in the config "
                            "and in the run's config.yaml): the adapter file names none")
@@ -151,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, int]:
     return written
 
 
-def run_init_checkpoint(checkpoint: str) -> str:
+def _run_init_checkpoint(checkpoint: str) -> str:
     """``train.init_checkpoint`` of the run a checkpoint belongs to, read from the
     ``config.yaml`` the run wrote beside its checkpoints ("" when there is none).
 

@@ -47,13 +47,13 @@ def final_metrics(output_dir: str) -> dict:
 def export_backbone(config: str, output_dir: str) -> str:
     """Load the pretrained classifier and write its Swin as a Microsoft-format file."""
     from mona_scale.backbones.pretrained import save_microsoft_checkpoint
-    from mona_scale.engine.checkpoint import AtomicCheckpointer
+    from mona_scale.engine.checkpoint import WeightsOnlyCheckpointer
     from mona_scale.engine.config import load_config
     from mona_scale.engine.defaults import build_model
     from mona_scale.engine.model_protocol import find_backbone
 
     model = build_model(load_config(config, [f"train.output_dir={output_dir}"]))
-    AtomicCheckpointer(model).load(os.path.join(output_dir, "model_final.pth"),
+    WeightsOnlyCheckpointer(model).load(os.path.join(output_dir, "model_final.pth"),
                                    checkpointables=[])
     path = os.path.join(output_dir, "swin_tiny_microsoft.pth")
     count = save_microsoft_checkpoint(find_backbone(model), path)

@@ -9,6 +9,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 
 from mona_scale.data.loader import build_train_loader
 from mona_scale.engine.checkpoint import (
@@ -369,7 +370,12 @@ def test_config_yaml_and_wandb_config_hold_no_credentials(tmp_path, monkeypatch)
     monkeypatch.setenv("WANDB_MODE", "offline")
     from omegaconf import OmegaConf
     WandbWriter(str(tmp_path), OmegaConf.to_container(cfg), name="x").close()
-    logged = b"".join(p.read_bytes() for p in (tmp_path / "wandb").rglob("*.wandb"))
+    deadline = time.monotonic() + 60  # wandb's service may still be writing after finish()
+    while True:
+        logged = b"".join(p.read_bytes() for p in (tmp_path / "wandb").rglob("*.wandb"))
+        if b"X-Amz-Signature=<redacted>" in logged or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert b"X-Amz-Signature=<redacted>" in logged
     assert not any(s.encode() in logged for s in SECRETS)
 

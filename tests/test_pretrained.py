@@ -178,8 +178,8 @@ def test_malicious_pickle_is_refused_without_running(tmp_path, tiny_swin, loader
             from mona_scale.engine.defaults import load_init_checkpoint
             load_init_checkpoint(tiny_swin("mona"), str(path))
         else:
-            from mona_scale.engine.checkpoint import AtomicCheckpointer
-            AtomicCheckpointer(tiny_swin("mona")).load(str(path), checkpointables=[])
+            from mona_scale.engine.checkpoint import WeightsOnlyCheckpointer
+            WeightsOnlyCheckpointer(tiny_swin("mona")).load(str(path), checkpointables=[])
     assert not marker.exists()
 
 

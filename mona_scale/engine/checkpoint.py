@@ -44,7 +44,7 @@ from torch import nn
 
 from .strategies import Strategy
 
-__all__ = ["TrainingCheckpointer", "PeriodicCheckpointHook", "AtomicCheckpointer",
+__all__ = ["TrainingCheckpointer", "PeriodicCheckpointHook", "WeightsOnlyCheckpointer",
            "last_checkpoint", "resolve_checkpoint", "read_meta", "complete_checkpoints",
            "previous_run_files", "check_world_size", "weights_only_loads", "rng_state",
            "set_rng_state", "POINTER", "FINAL_WEIGHTS"]
@@ -374,20 +374,9 @@ class TrainingCheckpointer:
         loader.load_state_dict(state["loader"])
 
 
-class AtomicCheckpointer(DetectionCheckpointer):
-    """detectron2's ``DetectionCheckpointer`` for single weight files (``model_final.pth``,
-    pretrained models), with atomic saves."""
-
-    def save(self, name: str, **kwargs) -> None:
-        if not self.save_dir or not self.save_to_disk:
-            return
-        data = {"model": self.model.state_dict(), **kwargs}
-        for key, obj in self.checkpointables.items():
-            data[key] = obj.state_dict()
-        path = os.path.join(self.save_dir, f"{name}.pth")
-        self.logger.info(f"Saving checkpoint to {path}")
-        with atomic_write(path, "wb") as f:
-            torch.save(data, f)
+class WeightsOnlyCheckpointer(DetectionCheckpointer):
+    """detectron2's ``DetectionCheckpointer`` for loading single weight files
+    (``model_final.pth``, pretrained models, detectron2's model zoo) without running code."""
 
     def _load_file(self, filename: str) -> dict:
         """detectron2's reading, without running code: ``torch.load(weights_only=True)``,

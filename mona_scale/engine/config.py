@@ -19,7 +19,7 @@ from detectron2.layers import ShapeSpec
 from detectron2.utils.registry import locate
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["load_config", "apply_overrides", "save_config", "REQUIRED_NODES"]
+__all__ = ["load_config", "apply_overrides", "save_config"]
 
 REQUIRED_NODES = ("model", "dataloader", "optimizer", "lr_multiplier", "train", "tuning")
 

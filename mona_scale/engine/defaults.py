@@ -23,9 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from .checkpoint import (
-    AtomicCheckpointer,
     PeriodicCheckpointHook,
     TrainingCheckpointer,
+    WeightsOnlyCheckpointer,
     last_checkpoint,
     read_meta,
     resolve_checkpoint,
@@ -171,7 +171,7 @@ def load_init_checkpoint(model: nn.Module, path: str) -> str:
                 raise ValueError(f"train.init_checkpoint={path!r} is a checkpoint of another "
                                  f"model: {e}") from None
         else:
-            AtomicCheckpointer(model).load(path, checkpointables=[])
+            WeightsOnlyCheckpointer(model).load(path, checkpointables=[])
         logger.info(f"loaded the whole model from {path} ({matched}/{len(own)} tensors)")
         return "model"
     backbone = find_backbone(model)

@@ -14,7 +14,7 @@ from mona_scale import collectives
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
-__all__ = ["EqualLengthLoader", "SkipPadding", "PADDING_KEY"]
+__all__ = ["EqualLengthLoader", "SkipPadding"]
 
 PADDING_KEY = "_mona_padding"
 

@@ -16,7 +16,7 @@ from detectron2.solver import get_default_optimizer_params
 from detectron2.solver.build import reduce_param_groups
 from torch import nn
 
-__all__ = ["optimizer_param_groups", "NO_DECAY_PARAM_NAMES"]
+__all__ = ["optimizer_param_groups"]
 
 #: parameter names (the attribute in their module) that get no weight decay
 NO_DECAY_PARAM_NAMES = ("relative_position_bias_table",)

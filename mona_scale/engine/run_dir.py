@@ -34,12 +34,12 @@ from .checkpoint import (
 from .wandb_writer import RUN_ID_FILE
 from .writers import METRICS_FILE
 
-__all__ = ["prepare_output_dir", "truncate_metrics"]
+__all__ = ["prepare_output_dir"]
 
 logger = logging.getLogger(__name__)
 
 
-def truncate_metrics(path: str, last_iteration: int) -> int:
+def _truncate_metrics(path: str, last_iteration: int) -> int:
     """Keep the rows of ``metrics.json`` (detectron2's JSON lines) whose ``iteration`` is at
     most ``last_iteration``; rewrite the file atomically. A torn last line is dropped.
 
@@ -102,7 +102,7 @@ def prepare_output_dir(output_dir: str, resume: bool, overwrite: bool = False,
                 if _read(pointer) != name:
                     with atomic_write(pointer) as f:  # repaired
                         f.write(name)
-                dropped = truncate_metrics(os.path.join(output_dir, METRICS_FILE),
+                dropped = _truncate_metrics(os.path.join(output_dir, METRICS_FILE),
                                            int(meta["iteration"]))
                 if dropped:
                     logger.info(f"{METRICS_FILE}: dropped {dropped} row(s) logged after "

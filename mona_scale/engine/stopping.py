@@ -39,8 +39,7 @@ from detectron2.utils import comm
 
 from .preemption import requeue_slurm_job
 
-__all__ = ["StopControl", "StopDecision", "TrainingStopped", "REQUEUE_SIGNAL",
-           "EXIT_SIGNAL"]
+__all__ = ["StopControl", "StopDecision", "TrainingStopped"]
 
 logger = logging.getLogger(__name__)
 

@@ -14,13 +14,12 @@ from detectron2.utils.events import (
     get_event_storage,
 )
 
-__all__ = ["CpuMemoryMetricPrinter", "MemoryHook", "build_event_writers", "cpu_memory_mb",
-           "METRICS_FILE"]
+__all__ = ["CpuMemoryMetricPrinter", "MemoryHook", "build_event_writers", "METRICS_FILE"]
 
 METRICS_FILE = "metrics.json"
 
 
-def cpu_memory_mb() -> float:
+def _cpu_memory_mb() -> float:
     """This process's resident set size, in MiB."""
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -32,7 +31,7 @@ class MemoryHook(HookBase):
 
     def after_step(self) -> None:
         memory = (torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available()
-                  else cpu_memory_mb())
+                  else _cpu_memory_mb())
         self.trainer.storage.put_scalar("memory_mb", memory, smoothing_hint=False)
 
 
@@ -40,7 +39,7 @@ class _AppendCpuMemory(logging.LoggerAdapter):
     """Appends this process's resident set size to every message."""
 
     def process(self, msg, kwargs):
-        return f"{msg}  cpu_mem: {cpu_memory_mb():.0f}M", kwargs
+        return f"{msg}  cpu_mem: {_cpu_memory_mb():.0f}M", kwargs
 
 
 class CpuMemoryMetricPrinter(CommonMetricPrinter):
