@@ -7,6 +7,7 @@ from mona_scale.data.loader import build_train_loader
 from mona_scale.engine.checkpoint import (
     PeriodicCheckpointHook,
     TrainingCheckpointer,
+    last_checkpoint,
     rng_state,
     set_rng_state,
 )
@@ -191,7 +192,7 @@ def test_nan_loss_stops_with_iteration_and_terms_and_keeps_last_checkpoint(tmp_p
     assert sorted(os.listdir(tmp_path / "model_0000005")) == [
         ".metadata", "__0_0.distcp", "meta.json", "rank0.pt", "trainer.pt"]
     trainer.model.weight.data.fill_(float("nan"))
-    checkpointer.load(checkpointer.last_checkpoint())
+    checkpointer.load(last_checkpoint(str(tmp_path)))
     assert trainer.iter == 5 and trainer.data_loader.state_dict()["batches"] == 6
     assert torch.isfinite(trainer.model.weight).all()
     assert not (tmp_path / "model_final.pth").exists()  # the run did not finish

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from mona_scale.engine.checkpoint import POINTER, TrainingCheckpointer
+from mona_scale.engine.checkpoint import POINTER, TrainingCheckpointer, last_checkpoint
 from mona_scale.engine.checkpoint_weights import load_checkpoint_weights
 from mona_scale.engine.config import load_config
 from mona_scale.engine.defaults import build_model, build_run_strategy, optimizer_factory
@@ -339,7 +339,7 @@ def test_killed_save_keeps_the_previous_checkpoint(tmp_path):
     strategy = build_strategy("ddp", Precision())
     model, optimizer = strategy.setup(model, lambda m: torch.optim.AdamW(m.parameters()))
     checkpointer = TrainingCheckpointer(str(tmp_path), strategy, model, optimizer)
-    checkpointer.load(checkpointer.last_checkpoint())
+    checkpointer.load(last_checkpoint(str(tmp_path)))
     assert all(float(s["step"]) == 1.0 for s in optimizer.state.values())
     checkpointer.save("model_0000001")  # the next save replaces the stale temporary
     assert not (tmp_path / ".model_0000001.tmp").exists()

@@ -249,10 +249,6 @@ class TrainingCheckpointer:
         #: id of the checkpoint it loads): pruning deletes only this run's checkpoints
         self.run_id = secrets.token_hex(8)
 
-    def last_checkpoint(self) -> str | None:
-        """The directory ``last_checkpoint`` names in ``save_dir``, or None."""
-        return last_checkpoint(self.save_dir)
-
     # --- saving -----------------------------------------------------------------------
     def save(self, name: str) -> str:
         """Write checkpoint ``name`` atomically (every rank must call). Returns its path."""
