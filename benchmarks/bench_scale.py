@@ -1,27 +1,58 @@
-"""Sharding strategies side by side: per-rank bytes of parameters, gradients and optimizer
-state, peak RSS and seconds per iteration, for ddp / fsdp / ZeRO-1/2/3 at world size 1
-and 2 (gloo, CPU), on a tiny Swin and a Swin-B classifier tuned with Mona; then the same
-bytes projected by formula to 8 and 64 GPUs for Swin-B and Swin-L, Mona vs full tuning.
+"""Sharding strategies side by side at world size 2 (gloo, CPU): collectives and bytes per
+step, per-rank bytes of parameters, gradients and optimizer state, and seconds per step as
+a ratio to ddp; for a Swin-B classifier and the quickstart Cascade Mask R-CNN detector, both
+tuned with Mona. Then the per-rank bytes projected by formula to 8 and 64 GPUs for Swin-B and
+Swin-L, Mona vs full tuning.
 
-    python benchmarks/bench_scale.py [--models tiny swin_b] [--iters 4] [--size 224]
+    # the full run (about 5 minutes on 2 quiet cores)
+    python benchmarks/bench_scale.py --models swin_b detector --iters 3
+    # quick look
+    python benchmarks/bench_scale.py --models tiny detector --iters 2 --no-projection
 
-Each (model, strategy, world size) runs in its own torchrun launch so peak RSS is its own.
+Strategies: ddp; fsdp with units grouped by ``unit_mb`` (the default), one unit per block
+(``per_block=True``) and one unit for the whole model (``per_block=False``); DeepSpeed ZeRO
+stages 1, 2, 3. One torchrun launch per model builds every strategy's copy of the model on
+each rank (sharing the frozen weights, except ZeRO-3's copy), and the timed steps alternate
+between strategies (strategy A step, B step, ..., then again), so a noisy machine slows all
+of them alike; a strategy's time is the median of its steps. Collectives are counted by
+``torch.profiler`` over one step after the warm-up steps (DDP rebuilds its buckets in the
+second step): every top-level ``c10d::`` operator the process group ran, whoever issued it
+(FSDP, DDP's reducer, DeepSpeed, the gradient-norm reduction); bytes are the larger tensor
+argument of each (the unsharded size for all-gathers and reduce-scatters).
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import subprocess
 import sys
 import time
+from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import peak_rss_mb, print_table  # noqa: E402
+from common import print_table  # noqa: E402
 
-STRATEGIES = {"ddp": {}, "fsdp": {}, "fsdp_model": {"per_block": False},
-              "zero1": {"stage": 1}, "zero2": {"stage": 2}, "zero3": {"stage": 3}}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DETECTOR = os.path.join(ROOT, "configs/quickstart/shapes_cascade_mona.py")
+# name -> (train.strategy, options)
+STRATEGIES = {"ddp": ("ddp", {}),
+              "fsdp": ("fsdp", {}),
+              "fsdp_block": ("fsdp", {"per_block": True}),
+              "fsdp_model": ("fsdp", {"per_block": False}),
+              "zero1": ("deepspeed", {"stage": 1}),
+              "zero2": ("deepspeed", {"stage": 2}),
+              "zero3": ("deepspeed", {"stage": 3}),
+              # not in the default run: fsdp sharding the frozen backbone too (vs ZeRO-3)
+              "fsdp_shard_frozen": ("fsdp", {"shard_frozen": True})}
+DEFAULT = ["ddp", "fsdp", "fsdp_block", "fsdp_model", "zero1", "zero2", "zero3"]
 TINY = dict(embed_dim=32, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8])
+# bytes per element of the dtypes the profiler names
+ELEMENT_BYTES = {"float": 4, "c10::BFloat16": 2, "c10::Half": 2, "double": 8, "long int": 8,
+                 "int": 4, "bool": 1, "unsigned char": 1, "signed char": 1}
+KINDS = {"allgather": "all_gather", "reduce_scatter": "reduce_scatter",
+         "allreduce": "all_reduce", "broadcast": "broadcast"}
 
 
 def build_classifier(model: str, tuning: str):
@@ -34,56 +65,166 @@ def build_classifier(model: str, tuning: str):
     return ImageClassifier(backbone=backbone, num_classes=100, in_feature="res5")
 
 
+def build_subject(model: str, args, rank: int):
+    """(model, batch) for one bench subject; every rank gets the same weights, its own batch.
+
+    ``detector``: the quickstart Cascade Mask R-CNN (tiny Swin + Mona) on 128-pixel images
+    with three random boxes and box masks each; otherwise a classifier."""
+    import torch
+
+    generator = torch.Generator().manual_seed(100 + rank)
+    torch.manual_seed(0)
+    if model != "detector":
+        size = 64 if model == "tiny" else args.size
+        batch = [{"image": torch.randint(0, 255, (3, size, size), dtype=torch.uint8,
+                                         generator=generator), "label": i}
+                 for i in range(args.batch)]
+        return build_classifier(model, args.tuning), batch
+    from mona_scale.engine.config import load_config
+    from mona_scale.engine.defaults import build_model
+
+    from detectron2.structures import BitMasks, Boxes, Instances
+
+    cfg = load_config(DETECTOR, [f"tuning.method={args.tuning}", "train.device=cpu"])
+    batch = []
+    for _ in range(args.batch):
+        size = 128
+        xy = torch.rand(3, 2, generator=generator) * size * 0.6
+        wh = 16 + torch.rand(3, 2, generator=generator) * size * 0.3
+        boxes = torch.cat([xy, (xy + wh).clamp(max=size - 1)], dim=1)
+        masks = torch.zeros(3, size, size, dtype=torch.bool)
+        for i, (x0, y0, x1, y1) in enumerate(boxes.round().long().tolist()):
+            masks[i, y0:y1, x0:x1] = True
+        instances = Instances((size, size), gt_boxes=Boxes(boxes),
+                              gt_classes=torch.randint(0, 3, (3,), generator=generator),
+                              gt_masks=BitMasks(masks))
+        batch.append({"image": torch.randint(0, 255, (3, size, size), dtype=torch.uint8,
+                                             generator=generator),
+                      "instances": instances, "height": size, "width": size})
+    return build_model(cfg), batch
+
+
+def count_collectives(events) -> dict:
+    """Collectives among profiler events: calls per kind and bytes in all.
+
+    Args:
+        events: ``torch.profiler.profile(...).events()`` of one step.
+
+    Returns:
+        ``{kind: count, ..., "MiB": bytes / 2**20}``; kinds: all_gather, reduce_scatter,
+        all_reduce, broadcast, other.
+    """
+    counts, nbytes = Counter(), 0
+    for event in events:
+        if not event.name.startswith("c10d::") or event.name in ("c10d::wait", "c10d::barrier"):
+            continue
+        parent, nested = event.cpu_parent, False
+        while parent is not None:  # count the outermost c10d operator only
+            nested |= parent.name.startswith("c10d::")
+            parent = parent.cpu_parent
+        if nested:
+            continue
+        op = event.name[len("c10d::"):].strip("_")
+        kind = next((v for k, v in KINDS.items() if k in op), "other")
+        counts[kind] += 1
+        shapes = getattr(event, "structured_input_shapes", None) or event.input_shapes
+        # a tensor list's dtype is not recorded: taken as fp32, the dtype these runs use
+        sizes = [_numel(shape) * ELEMENT_BYTES.get(dtype, 4)
+                 for shape, dtype in zip(shapes, event.input_dtypes, strict=False) if shape]
+        nbytes += max(sizes, default=0)
+    return {**{k: counts[k] for k in (*KINDS.values(), "other")}, "MiB": nbytes / 2 ** 20}
+
+
+def _numel(shape) -> int:
+    """Elements of a recorded shape, or of every shape in a recorded tensor list."""
+    if shape and isinstance(shape[0], list | tuple):
+        return sum(_numel(s) for s in shape)
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def strategy_of(name: str) -> tuple[str, dict]:
+    """(train.strategy, options) of a bench name; ``fsdp_<N>mb``: fsdp with unit_mb=N."""
+    if name.startswith("fsdp_") and name.endswith("mb"):
+        return "fsdp", {"unit_mb": float(name[5:-2])}
+    return STRATEGIES[name]
+
+
 def worker(args) -> None:
-    """One (model, strategy) at the world size torchrun gives: JSON on rank 0's stdout."""
+    """Every strategy on one model at the world size torchrun gives: JSON on rank 0."""
     from mona_scale.engine.precision import Precision
     from mona_scale.engine.strategies import build_strategy
     from mona_scale.launch import init_distributed
 
     import torch
-    from detectron2.utils import comm
+    from detectron2.utils.events import EventStorage
+    from torch.profiler import ProfilerActivity, profile
 
     info = init_distributed()
-    torch.manual_seed(0)
-    model = build_classifier(args.model, args.tuning)
-    name = "deepspeed" if args.strategy.startswith("zero") else args.strategy.split("_")[0]
-    strategy = build_strategy(name, Precision(), **STRATEGIES[args.strategy])
-    model, optimizer = strategy.setup(model, lambda m: torch.optim.AdamW(
-        [p for p in m.parameters() if p.requires_grad], lr=1e-4, foreach=True))
-    size = 64 if args.model == "tiny" else args.size
-    batch = [{"image": torch.randint(0, 255, (3, size, size), dtype=torch.uint8), "label": i}
-             for i in range(args.batch)]
-    times, state = [], None
-    for step in range(args.iters + 1):
-        start = time.perf_counter()
+    subjects = {}
+    original, batch = build_subject(args.model, args, info.rank)
+    frozen = {id(p): p for p in original.parameters() if not p.requires_grad}
+    for name in args.strategies:
+        kind, options = strategy_of(name)
+        # the copies share the frozen weights, which ddp, fsdp and ZeRO-1/2 only read;
+        # ZeRO-3 and shard_frozen shard every weight in place: their copies own theirs
+        owns = options.get("stage") == 3 or options.get("shard_frozen")
+        model = copy.deepcopy(original, memo={} if owns else dict(frozen))
+        strategy = build_strategy(kind, Precision(), **options)
+        model, optimizer = strategy.setup(model, lambda m: torch.optim.AdamW(
+            [p for p in m.parameters() if p.requires_grad], lr=1e-4, foreach=True))
+        subjects[name] = (strategy, model, optimizer, batch)
+
+    def step(name: str) -> None:
+        strategy, model, optimizer, batch = subjects[name]
         loss = sum(model(batch).values())
         strategy.backward(loss)
-        if step == 0:
-            state = strategy.state_bytes(model, optimizer)  # grads alive, before the step
         strategy.step(model, optimizer)
-        if step > 0:  # the first step allocates optimizer state
-            times.append(time.perf_counter() - start)
-    state["optimizer"] = strategy.state_bytes(model, optimizer)["optimizer"]
-    peak = comm.all_gather(peak_rss_mb())
+
+    records = {}
+    with EventStorage(0):  # detectron2's heads log into a storage
+        for name, (strategy, model, optimizer, batch) in subjects.items():
+            loss = sum(model(batch).values())
+            strategy.backward(loss)
+            state = strategy.state_bytes(model, optimizer)  # gradients alive
+            strategy.step(model, optimizer)
+            step(name)  # DDP rebuilds its buckets in its second step
+            state["optimizer"] = strategy.state_bytes(model, optimizer)["optimizer"]
+            with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+                step(name)
+            records[name] = {**count_collectives(prof.events()),
+                             **{f"{k}_MiB": v / 2 ** 20 for k, v in state.items()}}
+        times = {name: [] for name in subjects}
+        for _ in range(args.iters):
+            for name in subjects:  # alternate: noise hits every strategy alike
+                torch.distributed.barrier()
+                start = time.perf_counter()
+                step(name)
+                times[name].append(time.perf_counter() - start)
+    for name, record in records.items():
+        record["s/step"] = sorted(times[name])[len(times[name]) // 2]  # median
     if info.rank == 0:
-        print(json.dumps({**{k: v / 2**20 for k, v in state.items()},
-                          "peak_rss_mb": max(peak), "s_per_iter": sum(times) / len(times)}))
+        print(json.dumps(records))
 
 
-def run(model: str, strategy: str, world: int, args) -> dict:
+def run(model: str, args) -> dict:
+    """One torchrun launch of :func:`worker` at world size 2."""
     from mona_scale.launch import find_free_port
 
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={world}",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
            f"--master_port={find_free_port()}", os.path.abspath(__file__), "--worker",
-           "--model", model, "--strategy", strategy, "--iters", str(args.iters),
-           "--size", str(args.size), "--batch", str(args.batch), "--tuning", args.tuning]
-    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 2) // world)))
+           "--model", model, "--iters", str(args.iters), "--size", str(args.size),
+           "--batch", str(args.batch), "--tuning", args.tuning,
+           "--strategies", *args.strategies]
+    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 2) // 2)))
     result = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if result.returncode != 0:
-        raise RuntimeError(f"{model} {strategy} x{world} failed:\n{result.stderr[-3000:]}")
-    record = json.loads(result.stdout.strip().splitlines()[-1])
-    print(f"  {model} {strategy} x{world}: {record}", file=sys.stderr, flush=True)
-    return record
+        raise RuntimeError(f"{model} failed:\n{result.stderr[-3000:]}")
+    records = json.loads(result.stdout.strip().splitlines()[-1])
+    print(f"  {model}: {records}", file=sys.stderr, flush=True)
+    return records
 
 
 def projected_bytes(frozen: int, trainable: int, strategy: str, world: int) -> dict:
@@ -120,15 +261,20 @@ def projection_rows() -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--model", default="tiny")
-    parser.add_argument("--models", nargs="+", default=["tiny", "swin_b"])
-    parser.add_argument("--strategy", default="ddp")
+    parser.add_argument("--model", default="tiny", help=argparse.SUPPRESS)
+    parser.add_argument("--models", nargs="+", default=["swin_b", "detector"],
+                        help="tiny | swin_b | swin_l (classifiers) | detector (quickstart)")
+    parser.add_argument("--strategies", nargs="+", default=DEFAULT,
+                        help=f"of {list(STRATEGIES)}, or fsdp_<N>mb (fsdp, unit_mb=N)")
     parser.add_argument("--tuning", default="mona")
-    parser.add_argument("--iters", type=int, default=4)
-    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--iters", type=int, default=3, help="timed steps per strategy")
+    parser.add_argument("--size", type=int, default=224, help="classifier image size")
     parser.add_argument("--batch", type=int, default=2, help="images per rank")
+    parser.add_argument("--no-projection", action="store_true",
+                        help="leave out the formula table")
     parser.add_argument("--projection-only", action="store_true",
                         help="only the formula table (seconds)")
     args = parser.parse_args()
@@ -137,20 +283,14 @@ def main() -> None:
     if args.projection_only:
         args.models = []
     for model in args.models:
-        rows = []
-        for world in (1, 2):
-            base = None
-            for strategy in STRATEGIES:
-                record = run(model, strategy, world, args)
-                base = base or record
-                rows.append({"world": world, "strategy": strategy,
-                             "params_MiB": record["params"], "grads_MiB": record["grads"],
-                             "optim_MiB": record["optimizer"],
-                             "peak_rss_MiB": record["peak_rss_mb"],
-                             "s/iter": record["s_per_iter"],
-                             "time_vs_ddp": record["s_per_iter"] / base["s_per_iter"]})
-        print_table(f"{model} + {args.tuning}, measured per rank (gloo, CPU)", rows)
-    print_table("projected per-rank bytes (fp32, AdamW; backbone only)", projection_rows())
+        records = run(model, args)
+        base = records.get("ddp", next(iter(records.values())))["s/step"]
+        rows = [{"strategy": name, **record, "time_vs_ddp": record["s/step"] / base}
+                for name, record in records.items()]
+        print_table(f"{model} + {args.tuning}, world size 2 (gloo, CPU), per rank and step",
+                    rows)
+    if not args.no_projection:
+        print_table("projected per-rank bytes (fp32, AdamW; backbone only)", projection_rows())
 
 
 if __name__ == "__main__":
