@@ -329,6 +329,7 @@ checkpointer.save("model_0000001")
 """
 
 
+@pytest.mark.slow
 def test_killed_save_keeps_the_previous_checkpoint(tmp_path):
     result = subprocess.run([sys.executable, "-c", KILLED_SAVE, str(tmp_path)],
                             capture_output=True, text=True, timeout=300)
@@ -502,6 +503,7 @@ def _fsdp_layouts_worker(rank: int, init: str, out: str) -> None:
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_fsdp_layouts_count_collectives_and_train_alike(tmp_path):
     import torch.multiprocessing as mp
 
