@@ -36,7 +36,7 @@ ADAPTER_FORMAT = "mona_scale-adapter-v1"
 def _adapter_keys(model: nn.Module) -> list[str]:
     """State-dict keys the tuning method trains: trainable parameters, plus the buffers of
     modules that own a trainable parameter (e.g. a head's BatchNorm statistics)."""
-    keys = []
+    keys, persistent = [], set(model.state_dict())
     for module_name, module in model.named_modules():
         own = list(module.named_parameters(recurse=False))
         if not any(p.requires_grad for _, p in own):
@@ -44,7 +44,7 @@ def _adapter_keys(model: nn.Module) -> list[str]:
         prefix = f"{module_name}." if module_name else ""
         keys += [prefix + n for n, p in own if p.requires_grad]
         keys += [prefix + n for n, b in module.named_buffers(recurse=False)
-                 if n not in module._non_persistent_buffers_set and b is not None]
+                 if prefix + n in persistent and b is not None]
     return keys
 
 

@@ -65,7 +65,7 @@ def test_parameter_group_rules():
             self.norm = nn.LayerNorm(4)
             self.bn = nn.BatchNorm2d(4)
             self.gn = nn.GroupNorm(2, 4)
-            self.lazy_bn = nn.LazyBatchNorm1d()  # outside detectron2's own norm list
+            self.lazy_bn = nn.LazyBatchNorm1d()  # becomes a BatchNorm1d when materialised
             self.relative_position_bias_table = nn.Parameter(torch.zeros(9, 2))
             self.frozen = nn.Linear(4, 4)
             self.frozen.requires_grad_(False)
@@ -73,7 +73,7 @@ def test_parameter_group_rules():
             self.shared = self.linear  # the same parameters twice: listed once
 
     toy = Toy()
-    toy.lazy_bn(torch.ones(2, 4))  # materialise its parameters
+    toy.lazy_bn(torch.ones(2, 4))
     groups = optimizer_param_groups(toy, 0.05)
     assert len(groups) == 2
     assert _named_groups(toy, groups) == {

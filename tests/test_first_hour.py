@@ -124,6 +124,29 @@ def test_demo_draws_every_quickstart_task_with_class_names(demo_setup, task, cap
 
 
 # ----------------------------------------------------------------------------- export
+def test_adapter_file_holds_trained_parameters_and_their_modules_persistent_buffers(tmp_path):
+    from mona_scale.export import save_adapter
+
+    from safetensors.torch import load_file
+    from torch import nn
+
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.bn = nn.Linear(2, 2), nn.BatchNorm1d(2)
+            self.gamma = nn.Parameter(torch.ones(2))
+            self.register_buffer("scratch", torch.zeros(1), persistent=False)
+            self.register_buffer("kept", torch.ones(1))
+
+    model = nn.Sequential(nn.Linear(2, 2).requires_grad_(False), Head())
+    written = save_adapter(model, model.state_dict(), str(tmp_path / "a.safetensors"),
+                           {"base_model": "b.pth"})
+    assert written == (tmp_path / "a.safetensors").stat().st_size
+    assert sorted(load_file(tmp_path / "a.safetensors")) == [  # frozen 0.* left out
+        "1.bn.bias", "1.bn.num_batches_tracked", "1.bn.running_mean", "1.bn.running_var",
+        "1.bn.weight", "1.fc.bias", "1.fc.weight", "1.gamma", "1.kept"]  # not 1.scratch
+
+
 def test_export_creates_directories_records_the_base_model_and_adapter_inference(demo_setup):
     tmp, weights = demo_setup
     from mona_scale.export import main as export

@@ -23,14 +23,14 @@ NO_DECAY_PARAM_NAMES = ("relative_position_bias_table",)
 
 
 def _norms_detectron2_misses() -> tuple[type, ...]:
-    """Norm layers outside ``get_default_optimizer_params``'s own list: the rest of torch's
-    ``_NormBase`` family (lazy variants) and upstream detectron2's channel-first LayerNorm."""
-    types: tuple[type, ...] = (nn.modules.batchnorm._NormBase,)
+    """Norm layers outside ``get_default_optimizer_params``'s own list (torch's batch,
+    group, instance, layer and local-response norms): upstream detectron2's channel-first
+    LayerNorm."""
     try:
         from detectron2.layers import LayerNorm  # upstream main; not in v0.6
     except ImportError:
-        return types
-    return types + (LayerNorm,)
+        return ()
+    return (LayerNorm,)
 
 
 def optimizer_param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -46,7 +46,8 @@ def optimizer_param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     groups = get_default_optimizer_params(
         model, weight_decay=weight_decay, weight_decay_norm=0.0,
         overrides={name: {"weight_decay": 0.0} for name in NO_DECAY_PARAM_NAMES})
-    missed = [p for m in model.modules() if isinstance(m, _norms_detectron2_misses())
+    missed_types = _norms_detectron2_misses()
+    missed = [p for m in model.modules() if missed_types and isinstance(m, missed_types)
               for p in m.parameters(recurse=False) if p.requires_grad]
     if missed:  # later groups override earlier ones per parameter
         groups = reduce_param_groups(groups + [{"params": missed, "weight_decay": 0.0}])
