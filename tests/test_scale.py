@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from mona_scale.engine.checkpoint import POINTER, TrainingCheckpointer, last_checkpoint
+from mona_scale.engine.checkpoint import TrainingCheckpointer, last_checkpoint
 from mona_scale.engine.checkpoint_weights import load_checkpoint_weights
 from mona_scale.engine.config import load_config
 from mona_scale.engine.defaults import build_model, build_run_strategy, optimizer_factory
@@ -233,7 +233,7 @@ def test_resume_continues_exactly(runs, name):
     resumed = losses(runs / f"{name}_b")  # 3 iterations, stop, resume, 3 iterations
     assert sorted(resumed) == list(range(ITERS))
     assert_close(resumed, losses(runs / name), rel=1e-6)
-    assert (runs / f"{name}_b" / POINTER).read_text() == f"model_{ITERS - 1:07d}"
+    assert (runs / f"{name}_b" / "last_checkpoint").read_text() == f"model_{ITERS - 1:07d}"
     assert (runs / f"{name}_b" / f"model_{STOP - 1:07d}").is_dir()  # the stop's checkpoint
 
 
@@ -294,7 +294,7 @@ def test_dcp_checkpoint_of_two_ranks_resumes_in_one_process(runs, tmp_path):
     # and through train_net: resume the 2-rank run with 1 process to the end
     out = tmp_path / "run"
     out.mkdir()
-    (out / POINTER).write_text(checkpoint.name)
+    (out / "last_checkpoint").write_text(checkpoint.name)  # detectron2's pointer file
     os.symlink(checkpoint, out / checkpoint.name)
     env = dict(os.environ, MONA_DATASETS=str(runs / "data"), OMP_NUM_THREADS="1")
     result = subprocess.run([sys.executable, os.path.join(ROOT, "projects/train_net.py"),
@@ -334,7 +334,7 @@ def test_killed_save_keeps_the_previous_checkpoint(tmp_path):
     result = subprocess.run([sys.executable, "-c", KILLED_SAVE, str(tmp_path)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 9, result.stderr[-2000:]
-    assert (tmp_path / POINTER).read_text() == "model_0000000"
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0000000"
     assert (tmp_path / ".model_0000001.tmp").is_dir() and not (tmp_path / "model_0000001").exists()
     model = torch.nn.Linear(64, 64)
     strategy = build_strategy("ddp", Precision())
@@ -344,7 +344,7 @@ def test_killed_save_keeps_the_previous_checkpoint(tmp_path):
     assert all(float(s["step"]) == 1.0 for s in optimizer.state.values())
     checkpointer.save("model_0000001")  # the next save replaces the stale temporary
     assert not (tmp_path / ".model_0000001.tmp").exists()
-    assert (tmp_path / POINTER).read_text() == "model_0000001"
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0000001"
 
 
 @pytest.mark.slow
