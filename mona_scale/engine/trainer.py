@@ -38,7 +38,9 @@ __all__ = ["StrategyTrainer"]
 
 
 class StrategyTrainer(TrainerBase):
-    """Trainer for detectron2-style models (list-of-dict inputs, loss dict outputs).
+    """detectron2's ``TrainerBase`` whose step runs through a parallelism strategy (DDP,
+    FSDP or DeepSpeed): gradient accumulation, clipping, the finiteness check and the stop
+    decision, for detectron2-style models (list-of-dict inputs, loss dict outputs).
 
     Args:
         model: the wrapped model (from ``strategy.setup``).
@@ -67,12 +69,6 @@ class StrategyTrainer(TrainerBase):
         """The collective decision of this iteration's poll: the loop ends after this
         iteration's hooks (the checkpoint hook saves when it is true)."""
         return self.stopping.decision.stop
-
-    @stop_requested.setter
-    def stop_requested(self, value: bool) -> None:
-        # setting True is a request, decided at the next step; False cannot undo a decision
-        if value and not self.stopping.decision.stop:
-            self.request_stop()
 
     def request_stop(self) -> None:
         """Ask for a checkpointed stop; every rank stops after the next step (the request
