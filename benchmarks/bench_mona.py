@@ -56,10 +56,18 @@ MEMORY_VARIANTS = ("floor", "mona", "mona+recompute", "full")
 
 
 def _fwd_bwd(fn, x: torch.Tensor) -> float:
+    # a dense output gradient, as in a network (``.sum().backward()`` would pass a stride-0
+    # tensor of ones, which the matmul backward first copies)
     inp = x.detach().requires_grad_()
     start = time.perf_counter()
-    fn(inp).sum().backward()
+    out = fn(inp)
+    out.backward(_dense_grad(out.shape))
     return time.perf_counter() - start
+
+
+@functools.lru_cache(maxsize=4)
+def _dense_grad(shape: torch.Size) -> torch.Tensor:
+    return torch.randn(shape)
 
 
 def time_pair(ref_fn, fused_fn, x: torch.Tensor, repeats: int) -> tuple[float, float]:

@@ -143,11 +143,12 @@ def test_output_is_not_a_view(dtype):
     assert out._base is None
 
 
-def test_dropout_keep_mask_statistics():
-    from mona_scale.adapters.mona import dropout_keep_mask
+def test_dropout_mask_statistics():
+    from mona_scale.adapters.mona import dropout_mask
     torch.manual_seed(0)
     n = 1 << 20
-    keep, scale = dropout_keep_mask((n,), 0.1)
+    drop, scale = dropout_mask((n,), 0.1)
+    keep = ~drop
     assert keep.dtype == torch.bool and keep.shape == (n,)
     # p_eff = round(0.1 * 2^15) / 2^15 = 3277 / 32768; scale = 32768 / 29491
     assert scale == pytest.approx(32768 / 29491, rel=1e-12)
@@ -160,18 +161,18 @@ def test_dropout_keep_mask_statistics():
     both = (pairs[:, 0] & pairs[:, 3]).double().mean()
     assert abs(both - 0.81) < 5 * (0.81 * 0.19 / (n / 4)) ** 0.5
     # odd sizes and shapes
-    keep, _ = dropout_keep_mask((3, 5, 7), 0.5)
-    assert keep.shape == (3, 5, 7)
-    assert dropout_keep_mask((10,), 0.0)[0].all()
+    drop, _ = dropout_mask((3, 5, 7), 0.5)
+    assert drop.shape == (3, 5, 7)
+    assert not dropout_mask((10,), 0.0)[0].any()
     with pytest.raises(ValueError, match="must be in"):
-        dropout_keep_mask((4,), 1.0)
+        dropout_mask((4,), 1.0)
 
 
 @pytest.mark.parametrize("autocast", [False, True])
 def test_fused_training_dropout_matches_reference_with_the_same_mask(autocast):
     # the fused path's training output and gradients equal the reference layers applied by
     # hand with the mask the fused path draws (same seed): gelu, mask, 1 / (1 - p_eff)
-    from mona_scale.adapters.mona import dropout_keep_mask
+    from mona_scale.adapters.mona import dropout_mask
     fused = Mona(64, dropout=0.25, fused=True).train()
     _randomise(fused)
     reference = Mona(64, dropout=0.25, fused=False).train()
@@ -183,7 +184,8 @@ def test_fused_training_dropout_matches_reference_with_the_same_mask(autocast):
         torch.manual_seed(5)
         out_f = fused(x_f, hw)
         torch.manual_seed(5)
-        keep, scale = dropout_keep_mask((2, 42, 64), 0.25)
+        drop, scale = dropout_mask((2, 42, 64), 0.25)
+        keep = ~drop
         assert 0 < keep.sum() < keep.numel()
         z = reference.filter_stage(reference.project1(reference.scaled_norm(x_r)), hw)
         h = torch.nn.functional.gelu(z) * keep * scale

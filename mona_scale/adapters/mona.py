@@ -13,7 +13,7 @@ Two execution paths compute the same function:
   and ``y + pw(y)`` is one 1x1 conv with weight ``W + I``. The kernels are rebuilt from the
   original parameters on every call, so gradients flow to them unchanged. The fused path
   also stays in the token (channels-last) layout, folds ``gamma`` into the LayerNorm, draws
-  its dropout mask as a bool tensor from 16-bit random words (see :func:`dropout_keep_mask`)
+  its dropout mask as a bool tensor from 16-bit random words (see :func:`dropout_mask`)
   and folds the dropout scale into ``project2``'s weight.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ["Mona", "MonaOp", "mona_param_count", "dropout_keep_mask"]
+__all__ = ["Mona", "MonaOp", "mona_param_count", "dropout_mask"]
 
 KERNEL_SIZES = (3, 5, 7)
 
@@ -46,9 +46,9 @@ def mona_param_count(dim: int, bottleneck: int = 64) -> int:
     return outer + inner
 
 
-def dropout_keep_mask(shape: tuple[int, ...], p: float,
-                      device: torch.device | str = "cpu") -> tuple[torch.Tensor, float]:
-    """A bool keep-mask for dropout and the matching scale, cheaper than ``bernoulli_``.
+def dropout_mask(shape: tuple[int, ...], p: float,
+                 device: torch.device | str = "cpu") -> tuple[torch.Tensor, float]:
+    """A bool drop-mask for dropout and the matching scale, cheaper than ``bernoulli_``.
 
     On CPU, ``bernoulli_`` draws one float per element; here one 64-bit random word
     (``random_`` on int64 gives 63 uniform bits) yields four 16-bit draws: the three low
@@ -56,7 +56,7 @@ def dropout_keep_mask(shape: tuple[int, ...], p: float,
     dropped with probability ``p_eff = round(p * 2^15) / 2^15`` in every chunk (threshold
     ``2t`` of 2^16, resp. ``t`` of 2^15), so ``|p_eff - p| <= 2^-16``, and the returned
     scale is ``1 / (1 - p_eff)``: the expectation is preserved exactly. Other devices use
-    ``torch.rand(shape) >= p`` and ``1 / (1 - p)``.
+    ``torch.rand(shape) < p`` and ``1 / (1 - p)``.
 
     Args:
         shape: mask shape.
@@ -64,21 +64,22 @@ def dropout_keep_mask(shape: tuple[int, ...], p: float,
         device: where the mask is drawn.
 
     Returns:
-        ``(keep, scale)``: a bool tensor of ``shape`` and the factor for the kept values.
+        ``(drop, scale)``: a bool tensor of ``shape``, True where a value is zeroed, and
+        the factor for the kept values.
     """
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
     device = torch.device(device)
     if device.type != "cpu":
-        return torch.rand(shape, device=device) >= p, 1.0 / (1.0 - p)
+        return torch.rand(shape, device=device) < p, 1.0 / (1.0 - p)
     t = round(p * 2**15)
     n = math.prod(shape)
     words = torch.empty((n + 3) // 4, dtype=torch.int64).random_()
     chunks = words.view(torch.int16).view(-1, 4)  # little endian: column 3 = bits 48..63
     low = -(2**15) + 2 * t  # int16 view of a uniform 16-bit chunk: drop below this
     threshold = torch.tensor([low, low, low, t], dtype=torch.int16)
-    keep = torch.ge(chunks, threshold).view(-1)[:n].view(shape)
-    return keep, 1.0 / (1.0 - t / 2**15)
+    drop = torch.lt(chunks, threshold).view(-1)[:n].view(shape)
+    return drop, 1.0 / (1.0 - t / 2**15)
 
 
 class MonaOp(nn.Module):
@@ -171,12 +172,13 @@ class Mona(nn.Module):
         z = self.filter_stage(self.project1(self.scaled_norm(x)), hw)
         if not self.fused:
             return self.project2(self.dropout(F.gelu(z)))
-        # fused: a bool mask multiplied in place into the GELU output (GELU's backward needs
-        # its input only), the dropout scale folded into project2's (C, c) weight
+        # fused: a bool mask filled in place into the GELU output (GELU's backward needs its
+        # input only; masked_fill keeps the mask bool, a multiply would convert it to float
+        # in forward and backward), the dropout scale folded into project2's (C, c) weight
         h, weight = F.gelu(z), self.project2.weight
         if self.training and self.dropout.p > 0:
-            keep, scale = dropout_keep_mask(h.shape, self.dropout.p, h.device)
-            h, weight = h.mul_(keep), weight * scale
+            drop, scale = dropout_mask(h.shape, self.dropout.p, h.device)
+            h, weight = h.masked_fill_(drop, 0.0), weight * scale
         return F.linear(h, weight, self.project2.bias)
 
     def scaled_norm(self, x: torch.Tensor) -> torch.Tensor:

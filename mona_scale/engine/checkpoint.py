@@ -9,7 +9,9 @@ A training checkpoint is a directory ``<output_dir>/model_<iteration>/`` holding
   loader without state, which then cannot be resumed).
 Every rank writes into ``.<name>.tmp/``; after a barrier rank 0 renames it into place and
 only then rewrites the ``last_checkpoint`` pointer (both atomic renames). A process killed
-mid-save leaves the previous checkpoint complete and the pointer naming it. An empty or
+mid-save leaves the previous checkpoint complete and the pointer naming it; the next save
+deletes what it left (``.model_<iteration>.tmp/`` and ``mona_scale.atomic_io``'s temporary
+files). Files are written through :mod:`mona_scale.atomic_io`. An empty or
 corrupt pointer falls back, with a warning, to the newest complete checkpoint directory.
 
 Every file is read with ``torch.load(weights_only=True)`` (what we write is tensors and
