@@ -11,23 +11,17 @@ import subprocess
 import sys
 import time
 
-from mona_scale.data.loader import build_train_loader
 from mona_scale.engine.checkpoint import (
-    PeriodicCheckpointHook,
-    TrainingCheckpointer,
     last_checkpoint,
     read_meta,
 )
-from mona_scale.engine.precision import Precision
 from mona_scale.engine.run_dir import prepare_output_dir
-from mona_scale.engine.strategies import build_strategy
-from mona_scale.engine.trainer import StrategyTrainer
 from mona_scale.redact import redact
 
 import pytest
 import torch
 from detectron2.utils.events import EventStorage
-from torch import nn
+from helpers.tiny_trainer import tiny_trainer as _trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLS_CONFIG = os.path.join(ROOT, "configs/quickstart/shapes_cls_mona.py")
@@ -35,30 +29,6 @@ CLS_TINY = ["dataloader.train.total_batch_size=2", "dataloader.train.num_workers
             "dataloader.test.num_workers=0", "dataloader.train.dataset.num_images=8",
             "dataloader.test.dataset.num_images=4", "train.log_period=1",
             "train.eval_period=0"]
-
-
-class _Linear(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(3))
-
-    def forward(self, batch):
-        return {"loss": (self.weight * torch.stack(batch)).sum()}
-
-
-def _ones():
-    """Endless batches of ones, from a loader whose position a checkpoint can restore."""
-    return build_train_loader([{}], mapper=lambda _: torch.ones(3), total_batch_size=1,
-                              seed=0, aspect_ratio_grouping=False)
-
-
-def _trainer(out, period=1, keep=2, precision="fp32"):
-    strategy = build_strategy("ddp", Precision(precision))
-    model, optimizer = strategy.setup(_Linear(), lambda m: torch.optim.SGD(m.parameters(), 0.1))
-    trainer = StrategyTrainer(model, _ones(), optimizer, strategy)
-    checkpointer = TrainingCheckpointer(str(out), strategy, model, optimizer, trainer)
-    trainer.register_hooks([PeriodicCheckpointHook(checkpointer, period, max_to_keep=keep)])
-    return trainer, checkpointer
 
 
 def _foreign(out, name, iteration=None, run="another-run"):
@@ -383,7 +353,7 @@ def test_config_yaml_and_wandb_config_hold_no_credentials(tmp_path, monkeypatch)
 DISK_FULL_SAVE = """
 import resource, signal, sys
 sys.path.insert(0, sys.argv[2])
-from test_checkpoint_safety import _trainer
+from helpers.tiny_trainer import tiny_trainer as _trainer
 trainer, checkpointer = _trainer(sys.argv[1], period=1000, keep=0)
 trainer.train(0, 1)  # model_0000000 and model_final.pth, complete
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
