@@ -159,10 +159,6 @@ class ResumableTrainLoader:
                            f"resumes with seed {self.seed}: another order continues")
         self._batches = batches
 
-    def resume_from(self, batches: int) -> None:
-        """Continue after the first ``batches`` batches of this rank's stream (as
-        :meth:`load_state_dict` with this world size). Call before iterating."""
-        self.load_state_dict({"batches": batches, "world_size": self.world})
 
     def _resume_point(self) -> tuple[list[int], int]:
         """Positions still waiting in the grouping buckets, and the next fresh position."""

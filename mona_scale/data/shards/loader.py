@@ -155,14 +155,6 @@ class StreamingLoader:
                                f"re-sharded order ({self.stream.streams} streams): {e}")
         self.position = state["batches"]
 
-    def resume_from(self, batches: int) -> None:
-        """Continue after the first ``batches`` batches this rank would have drawn (same
-        seed, world size and streams); :meth:`load_state_dict` with only ``batches``.
-
-        Args:
-            batches: batches drawn before.
-        """
-        self.load_state_dict({"batches": batches})
 
     def stats(self) -> dict[str, float]:
         """Cumulative samples seen and corrupt counts of this rank (metric name -> value)."""
