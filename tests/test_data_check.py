@@ -1,7 +1,7 @@
 """``python -m mona_scale.data.check`` on data laid out as the owners ship it.
 
 The end-to-end tests run the check in a subprocess with ``$DETECTRON2_DATASETS`` pointing
-at tiny data sets written by ``tests/real_layouts.py`` (detectron2 registers its builtin
+at tiny data sets written by ``tests/helpers/real_layouts.py`` (detectron2 registers its builtin
 sets' paths at import), on the paper configs. Expected counts come from independent
 readers (pycocotools, the VOC XML files, the split and ``.mat`` files, the raw PNGs), and
 every planted problem must make the check exit non-zero with the problem's path.

@@ -1,5 +1,5 @@
 """Every paper config trains and evaluates, through projects/train_net.py, on tiny data sets
-laid out exactly as their owners distribute them (tests/real_layouts.py, itself checked
+laid out exactly as their owners distribute them (tests/helpers/real_layouts.py, itself checked
 against pycocotools and torchvision in test_real_layouts.py).
 
 Full model sizes (Swin-B / Swin-L with the paper's heads), 2 iterations at batch 2 on CPU;

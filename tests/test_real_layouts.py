@@ -1,4 +1,4 @@
-"""The real-layout fixture (tests/real_layouts.py) read by independent readers (pycocotools,
+"""The real-layout fixture (tests/helpers/real_layouts.py) read by independent readers (pycocotools,
 torchvision, scipy, PIL), so it is the owners' format and not our idea of it; then our
 readers and the paper configs' dataset nodes on it give the same images, labels and boxes."""
 from __future__ import annotations

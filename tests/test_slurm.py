@@ -1,5 +1,5 @@
 """The sbatch scripts (slurm/*.sh) on a REAL two-node SLURM cluster on localhost
-(tests/slurm_cluster.py): a two-task training job, preemption by signal with requeue and
+(tests/helpers/slurm_cluster.py): a two-task training job, preemption by signal with requeue and
 exact resume (metrics and wandb), a failing job, and the torchrun-per-node variant.
 
 The scripts ask for GPUs (8 per node; voc.sh 2); the tests override that on the sbatch command line
