@@ -8,7 +8,6 @@ import multiprocessing
 from pathlib import Path
 
 from mona_scale.data import (
-    SHAPE_CLASSES,
     make_shapes_classification,
     make_shapes_instances,
     make_shapes_semantic,
@@ -34,6 +33,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 
 SMALL = {"shapes_instances_train": 6, "shapes_instances_val": 4, "shapes_cls_train": 9,
          "shapes_cls_val": 6}
+
+SHAPES = ["circle", "square", "triangle"]  # the quickstart's classes, written out
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +109,7 @@ def test_pycocotools_reads_the_instances(instances):
     coco, image_dir = instances
     api = COCO(str(image_dir) + ".json")
     assert sorted(api.getImgIds()) == list(range(1, 31))
-    assert [c["name"] for c in api.loadCats(api.getCatIds())] == list(SHAPE_CLASSES)
+    assert [c["name"] for c in api.loadCats(api.getCatIds())] == SHAPES
     masks = _masks_by_image(coco)
     for image_id in (1, 17, 30):
         anns = api.loadAnns(api.getAnnIds(imgIds=image_id))
@@ -161,12 +162,12 @@ def test_classification_is_an_image_folder(tmp_path):
     split_dir = Path(make_shapes_classification(str(tmp_path), "train", 12))
     assert split_dir == tmp_path / "shapes_cls" / "train"
     folder = ImageFolder(str(split_dir))
-    assert folder.classes == list(SHAPE_CLASSES)
+    assert folder.classes == SHAPES
     assert sorted((Path(p).name, label) for p, label in folder.samples) == sorted(
         (f"{i:06d}.png", i % 3) for i in range(12))
     assert all(Image.open(p).size == (64, 64) for p, _ in folder.samples)
     listed = (tmp_path / "shapes_cls" / "train.txt").read_text().splitlines()  # the split file
-    assert sorted(listed) == sorted(f"train/{SHAPE_CLASSES[i % 3]}/{i:06d}.png {i % 3}"
+    assert sorted(listed) == sorted(f"train/{SHAPES[i % 3]}/{i:06d}.png {i % 3}"
                                     for i in range(12))
     make_shapes_classification(str(tmp_path), "train", 7)  # fewer: the others are removed
     assert len(ImageFolder(str(split_dir)).samples) == 7
@@ -188,7 +189,7 @@ def test_concurrent_generators_write_one_split(tmp_path):
         worker.join(60)
     assert [w.exitcode for w in workers] == [0, 0]
     split = tmp_path / "a/shapes_cls/train"
-    for name in SHAPE_CLASSES:
+    for name in SHAPES:
         assert _files(split / name) == _files(reference / name)
     assert (tmp_path / "a/shapes_cls/train.done.json").is_file()
     assert not list(tmp_path.rglob("*.tmp.*"))
@@ -214,7 +215,7 @@ def test_classification_registration(tmp_path, clean_catalogs):
     assert len(dicts) == 6 and {d["label"] for d in dicts} == {0, 1, 2}
     assert all(Path(d["file_name"]).is_file() and d["height"] == 64 for d in dicts)
     meta = MetadataCatalog.get("shapes_cls_val")
-    assert meta.classes == list(SHAPE_CLASSES) and meta.evaluator_type == "classification"
+    assert meta.classes == SHAPES and meta.evaluator_type == "classification"
 
 
 def test_reregistering_updates_root_and_size(tmp_path, clean_catalogs):
