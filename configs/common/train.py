@@ -15,11 +15,12 @@ train = dict(
     dist_timeout_minutes=30,
     strategy="ddp",  # ddp | fsdp | deepspeed: same losses, different memory per rank
     ddp=dict(find_unused_parameters=False),
-    # FSDP2 per Swin block and head; frozen weights replicated unless shard_frozen=True;
+    # FSDP2: backbone blocks, then heads, merged into units of unit_mb MiB of sharded
+    # parameters (per_block=None); per_block=True: one unit per block and head; False: one
+    # unit for the whole model; frozen weights replicated unless shard_frozen=True;
     # param_dtype / reduce_dtype: "" (parameter dtype) | fp32 | bf16 | fp16
-    # per_block=False: one unit for the whole model (fewest collectives, for small adapters)
-    fsdp=dict(reshard_after_forward=True, shard_frozen=False, per_block=True, param_dtype="",
-              reduce_dtype=""),
+    fsdp=dict(reshard_after_forward=True, shard_frozen=False, per_block=None, unit_mb=25.0,
+              param_dtype="", reduce_dtype=""),
     # ZeRO stage 1 / 2 / 3 (3 also shards the frozen backbone); optimizer state offload
     deepspeed=dict(stage=2, offload_optimizer=False),
     precision="fp32",  # fp32 | bf16 | fp16

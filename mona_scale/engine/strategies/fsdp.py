@@ -176,7 +176,8 @@ class FSDPStrategy(Strategy):
                 f"train.fsdp.param_dtype={options.param_dtype} casts each unit's inputs, but "
                 f"the replicated frozen weights (train.fsdp.shard_frozen=False) keep their "
                 f"dtype, and layers cannot mix them without autocast: set "
-                f"train.precision={options.param_dtype} or train.fsdp.shard_frozen=True")
+                f"train.precision={options.param_dtype} (shard_frozen=True alone does not "
+                f"help detectron2 models: they normalise images after FSDP's input cast)")
         shard = dict(mesh=mesh, reshard_after_forward=options.reshard_after_forward,
                      mp_policy=options.policy())
         for unit in fsdp_units(model, options):
