@@ -25,6 +25,7 @@ train = dict(
     deepspeed=dict(stage=2, offload_optimizer=False),
     precision="fp32",  # fp32 | bf16 | fp16
     activation_checkpointing=False,  # per Swin block, non-reentrant
+    compile="",  # torch.compile: "" (eager) | adapters | backbone (see docs/configuration.md)
     grad_accum=1,  # micro-batches per optimizer step
     clip_grad=0.0,  # max global grad norm, 0 = off
     stop_at_iter=0,  # checkpoint and exit after this iteration, as if preempted; 0 = off

@@ -31,6 +31,7 @@ from .checkpoint import (
     resolve_checkpoint,
 )
 from .checkpoint_weights import load_checkpoint_weights
+from .compile import compile_model
 from .config import save_config
 from .evaluation import EqualLengthLoader, SkipPadding
 from .model_protocol import find_backbone, find_shardable
@@ -184,7 +185,7 @@ def load_init_checkpoint(model: nn.Module, path: str) -> str:
 
 def build_model(cfg: DictConfig) -> nn.Module:
     """Instantiate ``cfg.model`` on ``train.device`` (this process's GPU for ``cuda``) with
-    activation checkpointing set.
+    activation checkpointing and ``train.compile`` applied.
 
     Every rank draws the same initial weights (from ``train.seed``; a shared random seed
     when negative): sharding strategies take each rank's shard from its own copy.
@@ -196,6 +197,7 @@ def build_model(cfg: DictConfig) -> nn.Module:
     for backbone in find_shardable(model):
         backbone.set_activation_checkpointing(bool(cfg.train.get("activation_checkpointing")))
     model.to(resolve_device(cfg.train.get("device", "cpu")))
+    compile_model(model, str(cfg.train.get("compile") or ""))
     logger.info(f"model: {type(model).__name__}, tuning={cfg.tuning.method}, trainable "
                 f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} of "
                 f"{sum(p.numel() for p in model.parameters()):,} parameters")
