@@ -20,7 +20,7 @@ against eager Mona and the floor, with the compile time (first step minus a late
 
 Usage (the quiet-machine rerun, about 8 minutes on 2 free cores):
     python benchmarks/bench_mona.py
-Quicker: ``--sizes 224 --precisions fp32 --rounds 1``; add ``--compile`` for Part 4
+Quicker: ``--sizes 224 --precisions fp32 --skip memory``; add ``--compile`` for Part 4
 (about 4 more minutes, mostly compilation).
 """
 from __future__ import annotations
@@ -177,7 +177,7 @@ def bench_time(model, sizes, precisions, batch, rounds, compile_=False) -> list[
     for size in sizes:
         for precision in precisions:
             spec = dict(model=model, size=size, batch=batch, precision=precision,
-                        rounds=rounds, compile=compile_)
+                        rounds=rounds or (6 if size < 384 else 2), compile=compile_)
             result = run_worker(__file__, "time", json.dumps(spec))
             floor = result["floor"]["seconds"]
             for name, r in result.items():
@@ -208,7 +208,8 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"],
                         choices=["fp32", "bf16"])
     parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=2, help="timed rounds after a warm-up")
+    parser.add_argument("--rounds", type=int, default=0,
+                        help="timed rounds after a warm-up (0: 6 below 384 px, else 2)")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes in Part 1")
     parser.add_argument("--memory-size", type=int, default=512, help="Part 3 image size")
     parser.add_argument("--skip", nargs="*", default=[], choices=["op", "time", "memory"])
