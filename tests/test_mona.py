@@ -201,3 +201,20 @@ def test_fused_training_dropout_matches_reference_with_the_same_mask(autocast):
     for name, p in fused.named_parameters():
         expected = ref_params[name].grad
         assert (p.grad - expected).abs().max() <= 2 * tol * expected.abs().max(), name
+
+
+def test_fused_runs_with_bf16_parameters_under_bf16_autocast():
+    """FSDP's ``param_dtype=bf16`` hands the adapter bf16 weights and a bf16 map; the fused
+    path's fp32 depthwise convolution must cast its weights too, and agree with the
+    reference layers holding the same bf16 weights."""
+    fused = Mona(96, dropout=0.0, fused=True)
+    _randomise(fused)
+    reference = Mona(96, dropout=0.0, fused=False)
+    reference.load_state_dict(fused.state_dict())
+    fused, reference = fused.to(torch.bfloat16), reference.to(torch.bfloat16)
+    x = torch.randn(2, 9 * 13, 96, dtype=torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out_f, out_r = fused(x, (9, 13)), reference(x, (9, 13))
+    assert out_f.dtype == out_r.dtype == torch.bfloat16
+    # both outputs are rounded to bf16 (8 bits): compare at the output's scale
+    assert (out_f.float() - out_r.float()).abs().max() <= 2 ** -5 * out_r.float().abs().max()

@@ -104,7 +104,8 @@ class MonaOp(nn.Module):
             # oneDNN's bf16 depthwise weight gradient is 2.5x slower than its fp32 one on
             # CPU; the map is only c wide, so the two casts cost less than they save
             with torch.autocast("cpu", enabled=False):
-                x = F.conv2d(x.float(), dw_weight, dw_bias, padding=3, groups=x.shape[1])
+                x = F.conv2d(x.float(), dw_weight.float(), dw_bias.float(), padding=3,
+                             groups=x.shape[1])  # weights are bf16 under fsdp.param_dtype
         else:
             x = F.conv2d(x, dw_weight, dw_bias, padding=3, groups=x.shape[1])
         pw_weight, pw_bias = self.fused_pointwise()
