@@ -55,6 +55,41 @@ KINDS = {"allgather": "all_gather", "reduce_scatter": "reduce_scatter",
          "allreduce": "all_reduce", "broadcast": "broadcast"}
 
 
+def local_bytes(tensors) -> int:
+    """Bytes of memory these tensors hold on this rank: a DTensor counts its local shard,
+    and views of one buffer (e.g. flat gradient partitions) count the buffer once."""
+    import torch
+
+    storages = {}
+    for t in tensors:
+        if t is None or not torch.is_tensor(t):
+            continue
+        t = t.to_local() if hasattr(t, "to_local") else t
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = max(storages.get(storage.data_ptr(), 0), storage.nbytes())
+    return sum(storages.values())
+
+
+def state_bytes(strategy, model, optimizer) -> dict[str, int]:
+    """This rank's bytes of parameters, gradients and optimizer state (call between backward
+    and step to see the gradients). DeepSpeed: module weights (ZeRO-3: this rank's
+    partitions), gradient partitions, fp32 master partitions plus Adam moments."""
+    moments = [v for state in optimizer.state.values() for v in state.values()]
+    if strategy.name != "deepspeed":
+        return {"params": local_bytes(model.parameters()),
+                "grads": local_bytes(p.grad for p in model.parameters()),
+                "optimizer": local_bytes(moments)}
+    zero, module = strategy.engine.optimizer, strategy.engine.module
+    params = [getattr(p, "ds_tensor", p) for p in module.parameters()]
+    averaged = getattr(zero, "averaged_gradients", {}) or {}
+    grads = [g for group in averaged.values() for g in (group or [])]
+    grads.append(getattr(zero, "grad_partitions_flat_buffer", None))  # ZeRO-3
+    grads += [p.grad for p in module.parameters()]
+    masters = list(getattr(zero, "single_partition_of_fp32_groups", None) or
+                   getattr(zero, "fp32_partitioned_groups_flat", None) or [])
+    return {"params": local_bytes(params), "grads": local_bytes(grads),
+            "optimizer": local_bytes(masters) + local_bytes(moments)}
+
 def build_classifier(model: str, tuning: str):
     """A Swin classifier (backbone + global pooling + linear head) as the bench subject."""
     from mona_scale.modeling import ImageClassifier, build_swin
@@ -188,10 +223,10 @@ def worker(args) -> None:
         for name, (strategy, model, optimizer, batch) in subjects.items():
             loss = sum(model(batch).values())
             strategy.backward(loss)
-            state = strategy.state_bytes(model, optimizer)  # gradients alive
+            state = state_bytes(strategy, model, optimizer)  # gradients alive
             strategy.step(model, optimizer)
             step(name)  # DDP rebuilds its buckets in its second step
-            state["optimizer"] = strategy.state_bytes(model, optimizer)["optimizer"]
+            state["optimizer"] = state_bytes(strategy, model, optimizer)["optimizer"]
             with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
                 step(name)
             records[name] = {**count_collectives(prof.events()),

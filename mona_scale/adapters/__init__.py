@@ -5,8 +5,8 @@ imports no backbone (:func:`mona_scale.modeling.build_swin` puts the two togethe
 """
 from .bottleneck import AdaptFormer, BottleneckAdapter
 from .lora import LoRAQKV
-from .mona import Mona, mona_param_count
+from .mona import Mona
 from .tuning import TUNING_METHODS, TuningMethod, TuningOptions, apply_tuning, parse_tuning
 
-__all__ = ["Mona", "mona_param_count", "BottleneckAdapter", "AdaptFormer", "LoRAQKV",
+__all__ = ["Mona", "BottleneckAdapter", "AdaptFormer", "LoRAQKV",
            "TUNING_METHODS", "TuningMethod", "TuningOptions", "apply_tuning", "parse_tuning"]

@@ -25,25 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ["Mona", "MonaOp", "mona_param_count", "dropout_mask"]
-
-KERNEL_SIZES = (3, 5, 7)
-
-
-def mona_param_count(dim: int, bottleneck: int = 64) -> int:
-    """Number of parameters of one :class:`Mona` adapter.
-
-    Args:
-        dim: token width C.
-        bottleneck: inner width (64 in the paper).
-
-    Returns:
-        ``133*C + 9728`` for the paper's bottleneck of 64.
-    """
-    b = bottleneck
-    outer = 4 * dim + 2 * b * dim + b + dim  # norm, gamma, gammax, project1, project2
-    inner = sum(b * k * k + b for k in KERNEL_SIZES) + b * b + b
-    return outer + inner
+__all__ = ["Mona", "MonaOp", "dropout_mask"]
 
 
 def dropout_mask(shape: tuple[int, ...], p: float,

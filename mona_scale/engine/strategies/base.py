@@ -31,7 +31,7 @@ from torch.distributed.checkpoint.state_dict import (
 
 from ..precision import Precision
 
-__all__ = ["Strategy", "STRATEGIES", "NoOptions", "parse_options", "local_bytes"]
+__all__ = ["Strategy", "STRATEGIES", "NoOptions", "parse_options"]
 
 STRATEGIES: Registry[type[Strategy]] = Registry("train.strategy")
 
@@ -58,19 +58,6 @@ def parse_options(cls: type, section: str, options: Mapping) -> object:
         raise ValueError(f"unknown option(s) {[f'{section}.{k}' for k in unknown]}; "
                          f"allowed: {known}")
     return cls(**options)
-
-
-def local_bytes(tensors) -> int:
-    """Bytes of memory these tensors hold on this rank: a DTensor counts its local shard,
-    and views of one buffer (e.g. flat gradient partitions) count the buffer once."""
-    storages = {}
-    for t in tensors:
-        if t is None or not torch.is_tensor(t):
-            continue
-        t = t.to_local() if hasattr(t, "to_local") else t
-        storage = t.untyped_storage()
-        storages[storage.data_ptr()] = max(storages.get(storage.data_ptr(), 0), storage.nbytes())
-    return sum(storages.values())
 
 
 @contextlib.contextmanager
@@ -188,14 +175,6 @@ class Strategy(ABC):
         """Raise ``ValueError`` naming options that cannot work with the run's precision
         (none here; each options dataclass checks its own values)."""
         return None
-
-    def state_bytes(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, int]:
-        """This rank's bytes of parameters, gradients and optimizer state (call between
-        backward and step to see the gradients)."""
-        return {"params": local_bytes(model.parameters()),
-                "grads": local_bytes(p.grad for p in model.parameters()),
-                "optimizer": local_bytes(v for state in optimizer.state.values()
-                                         for v in state.values())}
 
     # --- checkpoint state -------------------------------------------------------------
     def save_state(self, path: str, model: nn.Module, optimizer: torch.optim.Optimizer

@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .base import STRATEGIES, Strategy, local_bytes
+from .base import STRATEGIES, Strategy
 from .ddp import cpu_sync_batchnorm
 
 __all__ = ["DeepSpeedStrategy", "DeepSpeedOptions", "deepspeed_config"]
@@ -150,22 +150,6 @@ class DeepSpeedStrategy(Strategy):
     @property
     def checks_grad_norm(self) -> bool:
         return True  # no fp16 loss scaling under DeepSpeed here (check_options)
-
-    def state_bytes(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, int]:
-        """Module weights (ZeRO-3: this rank's partitions) as parameters; gradient partitions
-        as gradients; fp32 master partitions plus Adam moments as optimizer state."""
-        zero = self.engine.optimizer
-        module = self.engine.module
-        params = [getattr(p, "ds_tensor", p) for p in module.parameters()]
-        averaged = getattr(zero, "averaged_gradients", {}) or {}
-        grads = [g for group in averaged.values() for g in (group or [])]
-        grads.append(getattr(zero, "grad_partitions_flat_buffer", None))  # ZeRO-3
-        grads += [p.grad for p in module.parameters()]
-        masters = list(getattr(zero, "single_partition_of_fp32_groups", None) or
-                       getattr(zero, "fp32_partitioned_groups_flat", None) or [])
-        moments = [v for state in optimizer.state.values() for v in state.values()]
-        return {"params": local_bytes(params), "grads": local_bytes(grads),
-                "optimizer": local_bytes(masters) + local_bytes(moments)}
 
     def save_state(self, path: str, model: nn.Module, optimizer: torch.optim.Optimizer
                    ) -> None:
