@@ -18,7 +18,7 @@ env:
 ## test: create the environment if missing, then run every tier CI needs (the unit tier and
 ## the slow, slurm, real_data and gpu tiers; gpu tests skip themselves without a GPU)
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --durations=25
 
 ## test-fast: the unit tier only, for the edit-test loop (minutes on 2 cores): leaves out the
 ## slow (train_net / multi-process runs), slurm, gpu and real_data tiers
