@@ -20,7 +20,7 @@ env:
 test: $(STAMP)
 	$(PY) -m pytest tests --durations=25
 
-## test-fast: the unit tier only, for the edit-test loop (minutes on 2 cores): leaves out the
+## test-fast: the unit tier only, for the edit-test loop (about a minute on 2 cores): leaves out the
 ## slow (train_net / multi-process runs), slurm, gpu and real_data tiers
 test-fast: $(STAMP)
 	$(PY) -m pytest tests -m "not slow and not slurm and not gpu and not real_data"
