@@ -2,19 +2,15 @@
 a DDP step equals one process's step on the doubled batch, the file loader's ranks see
 disjoint images in an epoch, and SyncBN leaves the same statistics on both ranks."""
 import json
-import os
-import subprocess
-import sys
 
 from mona_scale.engine.config import load_config
 from mona_scale.engine.defaults import build_model
-from mona_scale.launch import find_free_port
 
 import pytest
 import torch
 from detectron2.utils.events import EventStorage
 from helpers.data_parallel_worker import CLS_DDP, sgd
-from helpers.train_net import CLS_CONFIG, ROOT
+from helpers.train_net import CLS_CONFIG, run_two_rank_worker
 
 pytestmark = pytest.mark.slow
 
@@ -23,13 +19,7 @@ pytestmark = pytest.mark.slow
 def ranks(tmp_path_factory):
     """The worker's files, after one 2-rank launch."""
     out = tmp_path_factory.mktemp("data_parallel")
-    env = dict(os.environ, MONA_DATASETS=str(out / "data"), OMP_NUM_THREADS="1")
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-         f"--master_port={find_free_port()}",
-         os.path.join(ROOT, "tests/helpers/data_parallel_worker.py"), str(out)],
-        env=env, cwd=out, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-4000:]
+    run_two_rank_worker("data_parallel_worker.py", out, timeout=300)
     return out
 
 

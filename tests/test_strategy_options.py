@@ -7,15 +7,10 @@ Each job trains to the end as train_net would, the option visibly takes effect, 
 that only move memory or communication leave the losses of the default run unchanged."""
 import json
 import math
-import os
-import subprocess
-import sys
-
-from mona_scale.launch import find_free_port
 
 import pytest
 from helpers.strategy_options_worker import ITERS, JOBS
-from helpers.train_net import ROOT, read_metrics
+from helpers.train_net import read_metrics, run_two_rank_worker
 
 pytestmark = pytest.mark.slow
 # the tiny classifier: a Swin with 2 + 2 + 2 + 2 blocks, and one trainable head (Linear)
@@ -25,13 +20,7 @@ BLOCKS, HEADS = 8, 1
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("strategy_options")
-    env = dict(os.environ, MONA_DATASETS=str(out / "data"), OMP_NUM_THREADS="1")
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-         f"--master_port={find_free_port()}",
-         os.path.join(ROOT, "tests/helpers/strategy_options_worker.py"), str(out)],
-        env=env, cwd=out, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-5000:]
+    run_two_rank_worker("strategy_options_worker.py", out, timeout=600)
     return out
 
 

@@ -69,3 +69,23 @@ def copypaste(log: str, task: str) -> str:
     lines = [line.split("copypaste: ")[1] for line in log.splitlines() if "copypaste: " in line]
     start = len(lines) - 1 - lines[::-1].index(f"Task: {task}")
     return lines[start + 2]
+
+
+def run_two_rank_worker(worker: str, out, timeout: int = 600) -> None:
+    """Launch ``tests/helpers/<worker>`` on 2 gloo ranks under ``torch.distributed.run``,
+    with ``out`` as working directory and argument (synthetic data under ``out/data``).
+
+    Args:
+        worker: the worker script's file name in ``tests/helpers/``.
+        out: the directory the worker writes its results to.
+        timeout: seconds before the launch is killed.
+
+    Raises:
+        AssertionError: with the end of stderr when the launch fails.
+    """
+    env = dict(os.environ, MONA_DATASETS=str(out / "data"), OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+         f"--master_port={find_free_port()}", os.path.join(ROOT, "tests/helpers", worker),
+         str(out)], env=env, cwd=out, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-5000:]
