@@ -24,9 +24,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-__all__ = ["is_distributed", "device_backends", "serves_cpu", "gloo_group", "control_group",
-           "release_gloo_group", "all_reduce_scalar", "count_ranks", "count_each",
-           "max_over_ranks", "barrier", "gather_objects", "shared_random_seed"]
+__all__ = ["is_distributed", "gloo_group", "control_group", "release_gloo_group",
+           "all_reduce_scalar", "count_each", "barrier", "gather_objects", "shared_random_seed"]
 
 _OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}
 _GLOO: dict[str, Any] = {"world": None, "group": None}  # the side group and its WORLD
@@ -35,28 +34,6 @@ _GLOO: dict[str, Any] = {"world": None, "group": None}  # the side group and its
 def is_distributed() -> bool:
     """Whether a process group with more than one rank exists."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def device_backends(config: str) -> dict[str, str]:
-    """Device type -> backend of a process group's backend configuration.
-
-    Args:
-        config: ``torch.distributed.get_backend_config(group)``, e.g. ``"cpu:gloo,cuda:nccl"``
-            or a single backend name (``"nccl"``: the device types it supports).
-
-    Returns:
-        E.g. ``{"cpu": "gloo", "cuda": "nccl"}``; ``{"cuda": "nccl"}`` for ``"nccl"``.
-    """
-    config = config.strip().lower()
-    if ":" not in config:
-        return dict.fromkeys(dist.Backend.backend_capability.get(config, []), config)
-    pairs = (item.split(":", 1) for item in config.split(",") if item.strip())
-    return {device.strip(): backend.strip() for device, backend in pairs}
-
-
-def serves_cpu(group=None) -> bool:
-    """Whether ``group`` (default: the default group) has a backend for CPU tensors."""
-    return "cpu" in device_backends(dist.get_backend_config(group))
 
 
 def gloo_group(timeout: datetime.timedelta | None = None):
@@ -96,7 +73,7 @@ def control_group():
     Returns:
         A ``ProcessGroup``.
     """
-    return dist.group.WORLD if serves_cpu() else gloo_group()
+    return dist.group.WORLD if "cpu:" in dist.get_backend_config() else gloo_group()
 
 
 def all_reduce_scalar(value: float, op: str = "sum") -> float:
@@ -133,16 +110,6 @@ def count_each(flags: Sequence[bool]) -> list[int]:
     tensor = torch.tensor(local, dtype=torch.int64)
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=control_group())
     return [int(v) for v in tensor.tolist()]
-
-
-def count_ranks(flag: bool) -> int:
-    """How many ranks pass a true ``flag``."""
-    return count_each([flag])[0]
-
-
-def max_over_ranks(n: int) -> int:
-    """The largest ``n`` of all ranks."""
-    return int(all_reduce_scalar(n, "max"))
 
 
 def barrier() -> None:

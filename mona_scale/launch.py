@@ -94,22 +94,6 @@ def slurm_master_addr(nodelist: str) -> str:
     return match.group(1) if match else first
 
 
-def _from_slurm(env: Mapping[str, str], resolve_master: Callable[[str], str]) -> DistInfo:
-    rank, world = _int(env, "SLURM_PROCID"), _int(env, "SLURM_NTASKS")
-    local_rank, per_node = _int(env, "SLURM_LOCALID"), _tasks_per_node(env)
-    node = _int(env, "SLURM_NODEID") if "SLURM_NODEID" in env else rank // per_node
-    if not 0 <= rank < world:
-        raise ValueError(f"SLURM_PROCID={rank} is outside SLURM_NTASKS={world}")
-    if world % per_node or not 0 <= local_rank < per_node or rank != node * per_node + local_rank:
-        raise ValueError(f"inconsistent SLURM tasks: SLURM_PROCID={rank}, SLURM_LOCALID="
-                         f"{local_rank}, SLURM_NODEID={node}, {per_node} tasks per node, "
-                         f"SLURM_NTASKS={world}")
-    addr = env.get("MASTER_ADDR") or resolve_master(env.get("SLURM_JOB_NODELIST", "localhost"))
-    port = (_int(env, "MASTER_PORT") if "MASTER_PORT" in env
-            else 10000 + _int(env, "SLURM_JOB_ID") % 20000 if "SLURM_JOB_ID" in env else 29500)
-    return DistInfo(rank, world, local_rank, per_node, addr, port, "slurm")
-
-
 def dist_info_from_env(env: Mapping[str, str] | None = None,
                        resolve_master: Callable[[str], str] = slurm_master_addr) -> DistInfo:
     """Where this process sits: torchrun variables (RANK, WORLD_SIZE, LOCAL_RANK,
@@ -126,23 +110,32 @@ def dist_info_from_env(env: Mapping[str, str] | None = None,
     """
     env = os.environ if env is None else env
     if "RANK" in env and "WORLD_SIZE" in env:
-        return _from_torchrun(env)
-    if "SLURM_PROCID" in env and _int(env, "SLURM_NTASKS") > 1:
-        return _from_slurm(env, resolve_master)
-    return DistInfo()
-
-
-def _from_torchrun(env: Mapping[str, str]) -> DistInfo:
-    rank, world = _int(env, "RANK"), _int(env, "WORLD_SIZE")
-    local_rank = _int(env, "LOCAL_RANK") if "LOCAL_RANK" in env else rank
-    local_world = _int(env, "LOCAL_WORLD_SIZE") if "LOCAL_WORLD_SIZE" in env else world
+        source, names = "torchrun", ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
+        rank, world = _int(env, "RANK"), _int(env, "WORLD_SIZE")
+        local_rank = _int(env, "LOCAL_RANK") if "LOCAL_RANK" in env else rank
+        per_node = _int(env, "LOCAL_WORLD_SIZE") if "LOCAL_WORLD_SIZE" in env else world
+        node, addr = None, env.get("MASTER_ADDR", "127.0.0.1")  # torchrun numbers nodes
+        port = _int(env, "MASTER_PORT") if "MASTER_PORT" in env else 29500
+    elif "SLURM_PROCID" in env and _int(env, "SLURM_NTASKS") > 1:
+        source, names = "slurm", ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "tasks per node")
+        rank, world = _int(env, "SLURM_PROCID"), _int(env, "SLURM_NTASKS")
+        local_rank, per_node = _int(env, "SLURM_LOCALID"), _tasks_per_node(env)
+        node = _int(env, "SLURM_NODEID") if "SLURM_NODEID" in env else rank // per_node
+        addr = env.get("MASTER_ADDR") or resolve_master(env.get("SLURM_JOB_NODELIST",
+                                                                "localhost"))
+        port = (_int(env, "MASTER_PORT") if "MASTER_PORT" in env
+                else 10000 + _int(env, "SLURM_JOB_ID") % 20000 if "SLURM_JOB_ID" in env
+                else 29500)
+    else:
+        return DistInfo()
     if not 0 <= rank < world:
-        raise ValueError(f"RANK={rank} is outside WORLD_SIZE={world}")
-    if not 0 <= local_rank < local_world or world % local_world:
-        raise ValueError(f"LOCAL_RANK={local_rank} / LOCAL_WORLD_SIZE={local_world} do not fit "
-                         f"WORLD_SIZE={world}")
-    return DistInfo(rank, world, local_rank, local_world, env.get("MASTER_ADDR", "127.0.0.1"),
-                    _int(env, "MASTER_PORT") if "MASTER_PORT" in env else 29500, "torchrun")
+        raise ValueError(f"{names[0]}={rank} is outside {names[1]}={world}")
+    if not 0 <= local_rank < per_node or world % per_node or (
+            node is not None and rank != node * per_node + local_rank):
+        raise ValueError(f"inconsistent {source.upper()} tasks: {names[0]}={rank}, {names[2]}="
+                         f"{local_rank}, {names[3]}={per_node}, {names[1]}={world}"
+                         + ("" if node is None else f", node {node}"))
+    return DistInfo(rank, world, local_rank, per_node, addr, port, source)
 
 
 def _create_local_group(info: DistInfo) -> None:
@@ -165,20 +158,6 @@ def process_group_backend(cuda: bool | None = None) -> str:
     """
     cuda = torch.cuda.is_available() if cuda is None else cuda
     return "cuda:nccl,cpu:gloo" if cuda else "gloo"
-
-
-def _single_process_port(env: Mapping[str, str] | None) -> int:
-    """A one-process job's rendezvous port. With ``env=None`` the torchrun variables
-    DeepSpeed reads (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT...) are written
-    into ``os.environ`` where missing."""
-    if env is not None:
-        return _int(env, "MASTER_PORT") if "MASTER_PORT" in env else find_free_port()
-    defaults = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
-                "MASTER_ADDR": "127.0.0.1"}
-    for key, value in defaults.items():
-        os.environ.setdefault(key, value)
-    os.environ.setdefault("MASTER_PORT", str(find_free_port()))
-    return _int(os.environ, "MASTER_PORT")
 
 
 def _detectron2_object_group(timeout: datetime.timedelta) -> None:
@@ -209,8 +188,13 @@ def init_distributed(timeout_s: float = DEFAULT_TIMEOUT_S, env: Mapping[str, str
         The :class:`DistInfo` of this process.
     """
     info = dist_info_from_env(env)
-    if info.source == "single":
-        info = dataclasses.replace(info, master_port=_single_process_port(env))
+    if info.source == "single":  # with the torchrun variables DeepSpeed reads
+        target = os.environ if env is None else dict(env)
+        for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1",
+                           "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                           "MASTER_PORT": str(find_free_port())}.items():
+            target.setdefault(key, value)
+        info = dataclasses.replace(info, master_port=_int(target, "MASTER_PORT"))
     if torch.cuda.is_available():
         torch.cuda.set_device(info.local_rank)
     if dist.is_initialized():
@@ -262,50 +246,31 @@ def run_distributed(fn: Callable, args: tuple = (), timeout_s: float = DEFAULT_T
             shutdown_distributed()
 
 
-def _release_detectron2_groups() -> None:
-    """Drop detectron2's module-level references to process groups: the cached result of
-    ``comm._get_global_gloo_group`` (the default group itself under gloo; a side gloo
-    group under NCCL) and the local group. A gloo group that outlives
-    ``destroy_process_group`` is destroyed at interpreter shutdown, which aborts the process
-    about one run in two (torch 2.14: "terminate called without an active exception")."""
-    from detectron2.utils import comm
-    for name in ("_get_global_gloo_group", "create_local_process_group"):
-        cache_clear = getattr(getattr(comm, name, None), "cache_clear", None)
-        if cache_clear is not None:
-            cache_clear()
-    comm._LOCAL_PROCESS_GROUP = None
-
-
-def _release_deepspeed_groups() -> None:
-    """Drop DeepSpeed's module-level references to process groups (``deepspeed.utils.groups``
-    keeps the world group in ``_WORLD_GROUP``, and expert / tensor-parallel groups in
-    dicts; ``deepspeed.comm``'s backend keeps a list), for the same reason as
-    :func:`_release_detectron2_groups`. A no-op when DeepSpeed was not imported."""
-    groups = sys.modules.get("deepspeed.utils.groups")
-    for name, value in list(vars(groups).items()) if groups is not None else []:
-        if isinstance(value, dist.ProcessGroup):
-            setattr(groups, name, None)
-        elif isinstance(value, dict) and any(isinstance(v, dist.ProcessGroup)
-                                             for v in value.values()):
-            value.clear()
-    backend = getattr(sys.modules.get("deepspeed.comm.comm"), "cdb", None)
-    if backend is not None:
-        if isinstance(getattr(backend, "process_groups", None), list):
-            backend.process_groups.clear()
-        if isinstance(getattr(backend, "world_group", None), dist.ProcessGroup):
-            backend.world_group = None
-
-
 def shutdown_distributed() -> None:
-    """Destroy the default process group after releasing every module-level reference to a
-    group (ours and detectron2's), so that no group is left for interpreter shutdown to
-    destroy. A no-op without a process group. Use it instead of
-    ``torch.distributed.destroy_process_group``."""
+    """Destroy the default process group after dropping every module-level reference to a
+    group: ours, detectron2's (``comm._LOCAL_PROCESS_GROUP`` and the lru-cached
+    ``_get_global_gloo_group`` / ``create_local_process_group``) and DeepSpeed's (the world,
+    expert and tensor-parallel groups of ``deepspeed.utils.groups``, the lists of its comm
+    backend). A gloo group that outlives ``destroy_process_group`` is destroyed at
+    interpreter shutdown, which aborts the process about one run in two (torch 2.14:
+    "terminate called without an active exception"). A no-op without a process group. Use
+    it instead of ``torch.distributed.destroy_process_group``."""
     if not dist.is_initialized():
         return
+    from detectron2.utils import comm
+
     collectives.release_gloo_group()
-    _release_detectron2_groups()
-    _release_deepspeed_groups()
+    holders = [comm, sys.modules.get("deepspeed.utils.groups"),
+               getattr(sys.modules.get("deepspeed.comm.comm"), "cdb", None)]
+    for holder in (h for h in holders if h is not None):
+        for name, value in list(vars(holder).items()):
+            if isinstance(value, dist.ProcessGroup):
+                setattr(holder, name, None)
+            elif isinstance(value, (dict, list)) and any(isinstance(v, dist.ProcessGroup) for v in (
+                    value.values() if isinstance(value, dict) else value)):
+                value.clear()
+            elif callable(getattr(value, "cache_clear", None)):  # lru-cached group getters
+                value.cache_clear()
     dist.destroy_process_group()
 
 

@@ -30,8 +30,8 @@ class EqualLengthLoader:
     def __init__(self, loader: Iterable):
         self.loader = loader
         self.length = len(loader)
-        self.target = collectives.max_over_ranks(self.length)  # (no images here: __iter__
-        # raises on every rank)
+        # the longest rank's length (a rank without batches raises in __iter__, on every rank)
+        self.target = int(collectives.all_reduce_scalar(self.length, "max"))
 
     def __len__(self) -> int:
         return self.target
@@ -43,7 +43,7 @@ class EqualLengthLoader:
         # padded with repeats of its last one.
         iterator = iter(self.loader)
         last = next(iterator, None)
-        dry = collectives.count_ranks(last is None)
+        dry = collectives.count_each([last is None])[0]
         if dry and self.target > 0:
             raise ValueError(
                 f"the evaluation loader yielded nothing on {dry} of {comm.get_world_size()} "

@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from mona_scale.registry import Registry
 
@@ -25,13 +25,12 @@ from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_model_state_dict,
     get_state_dict,
-    set_model_state_dict,
     set_state_dict,
 )
 
 from ..precision import Precision
 
-__all__ = ["Strategy", "STRATEGIES", "NoOptions", "parse_options"]
+__all__ = ["Strategy", "STRATEGIES", "NoOptions"]
 
 STRATEGIES: Registry[type[Strategy]] = Registry("train.strategy")
 
@@ -41,39 +40,19 @@ class NoOptions:
     """The options of a strategy that takes none."""
 
 
-def parse_options(cls: type, section: str, options: Mapping) -> object:
-    """Build a strategy's frozen options dataclass from its config section.
-
-    Args:
-        cls: the dataclass (e.g. :class:`~mona_scale.engine.strategies.fsdp.FSDPOptions`).
-        section: the config key of the section, e.g. ``train.fsdp`` (for error messages).
-        options: the section's keys and values.
-
-    Returns:
-        An instance of ``cls``; ``ValueError`` naming every unknown key and the allowed ones.
-    """
-    known = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ValueError(f"unknown option(s) {[f'{section}.{k}' for k in unknown]}; "
-                         f"allowed: {known}")
-    return cls(**options)
-
-
-@contextlib.contextmanager
-def _single_process_is_fine():
-    """DCP warns that it assumes one process when there is no process group: that is the
-    intended use here (one-process runs and resharding to one process)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
-        yield
-
-
-def _with_initial_lr(optimizer: torch.optim.Optimizer) -> None:
-    """Give every group the ``initial_lr`` LR schedulers resume from, so that saved and
-    loading state dicts have the same keys (DCP loads exactly the template's keys)."""
-    for group in optimizer.param_groups:
+def _dcp_io(io: Callable, path: str, model: nn.Module,
+           optimizer: torch.optim.Optimizer | None) -> dict:
+    """``dcp.save`` / ``dcp.load`` of ``{"model", "optimizer"}`` (optimizer state empty
+    without one). Every group first gets the ``initial_lr`` LR schedulers resume from, so
+    that saved and loading state have the same keys (DCP loads exactly the template's)."""
+    for group in optimizer.param_groups if optimizer is not None else []:
         group.setdefault("initial_lr", group["lr"])
+    model_state, optim_state = get_state_dict(model, optimizer or [])
+    state = {"model": model_state, "optimizer": optim_state}
+    with warnings.catch_warnings():  # one process without a group is intended here
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        io(state, checkpoint_id=path)
+    return state
 
 
 class Strategy(ABC):
@@ -97,8 +76,12 @@ class Strategy(ABC):
     def __init__(self, precision: Precision, grad_accum: int = 1, clip_grad: float = 0.0,
                  **options):
         self.precision, self.grad_accum, self.clip_grad = precision, grad_accum, clip_grad
-        self.options = parse_options(self.Options, f"train.{self.name}", options)
-        self.check_options()
+        known = [f.name for f in dataclasses.fields(self.Options)]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ValueError(f"unknown option(s) {[f'train.{self.name}.{k}' for k in unknown]}; "
+                             f"allowed: {known}")
+        self.options = self.Options(**options)
 
     @abstractmethod
     def setup(self, model: nn.Module, make_optimizer: Callable[[nn.Module], torch.optim.Optimizer]
@@ -171,35 +154,17 @@ class Strategy(ABC):
         self.apply_step(model, optimizer)
         return norm
 
-    def check_options(self) -> None:
-        """Raise ``ValueError`` naming options that cannot work with the run's precision
-        (none here; each options dataclass checks its own values)."""
-        return None
-
     # --- checkpoint state -------------------------------------------------------------
     def save_state(self, path: str, model: nn.Module, optimizer: torch.optim.Optimizer
                    ) -> None:
         """Write model and optimizer state into directory ``path`` (collective)."""
-        _with_initial_lr(optimizer)
-        model_state, optim_state = get_state_dict(model, optimizer)
-        with _single_process_is_fine():
-            dcp.save({"model": model_state, "optimizer": optim_state}, checkpoint_id=path)
+        _dcp_io(dcp.save, path, model, optimizer)
 
     def load_state(self, path: str, model: nn.Module, optimizer: torch.optim.Optimizer | None
                    ) -> None:
         """Read what :meth:`save_state` wrote, at any world size (collective)."""
-        if optimizer is None:
-            state = {"model": get_model_state_dict(model)}
-            with _single_process_is_fine():
-                dcp.load(state, checkpoint_id=path)
-            set_model_state_dict(model, state["model"])
-            return
-        _with_initial_lr(optimizer)
-        model_state, optim_state = get_state_dict(model, optimizer)
-        state = {"model": model_state, "optimizer": optim_state}
-        with _single_process_is_fine():
-            dcp.load(state, checkpoint_id=path)
-        set_state_dict(model, optimizer, model_state_dict=state["model"],
+        state = _dcp_io(dcp.load, path, model, optimizer)
+        set_state_dict(model, optimizer or [], model_state_dict=state["model"],
                        optim_state_dict=state["optimizer"])
 
     def full_state_dict(self, model: nn.Module) -> dict[str, torch.Tensor] | None:
@@ -207,5 +172,4 @@ class Strategy(ABC):
         collective."""
         state = get_model_state_dict(
             model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-        rank = dist.get_rank() if dist.is_initialized() else 0
-        return state if rank == 0 else None
+        return state if not dist.is_initialized() or dist.get_rank() == 0 else None

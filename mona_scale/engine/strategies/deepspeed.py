@@ -42,13 +42,9 @@ def deepspeed_config(stage: int, grad_accum: int, clip_grad: float, world_size: 
         The dict passed as ``config`` to ``deepspeed.initialize``.
     """
     zero = {"stage": stage}
-    config = {}
     if offload_optimizer:
         zero["offload_optimizer"] = {"device": "cpu", "pin_memory": torch.cuda.is_available()}
-        # ZeRO-Offload steps our optimizer (train.optimizer, e.g. torch AdamW) on the CPU
-        # partitions; without this DeepSpeed refuses any optimizer but its own CPU Adam
-        config["zero_force_ds_cpu_optimizer"] = False
-    return config | {
+    return {
         # detectron2 batches are lists of dicts: DeepSpeed only needs these for bookkeeping
         "train_micro_batch_size_per_gpu": 1,
         "gradient_accumulation_steps": grad_accum,
@@ -56,6 +52,9 @@ def deepspeed_config(stage: int, grad_accum: int, clip_grad: float, world_size: 
         "gradient_clipping": clip_grad,
         "zero_optimization": zero,
         "zero_allow_untested_optimizer": True,
+        # ZeRO-Offload steps our optimizer (train.optimizer, e.g. torch AdamW) on the CPU
+        # partitions; without this DeepSpeed refuses any optimizer but its own CPU Adam
+        "zero_force_ds_cpu_optimizer": False,
         "steps_per_print": 2 ** 31 - 1,
         "wall_clock_breakdown": False,
     }
@@ -86,17 +85,15 @@ class DeepSpeedStrategy(Strategy):
 
     name = "deepspeed"
     Options = DeepSpeedOptions
-
-    def __init__(self, precision, grad_accum=1, clip_grad=0.0, **options):
-        super().__init__(precision, grad_accum, clip_grad, **options)
-        self.engine = None
+    engine = None  # the DeepSpeed engine, once setup() made it
 
     @property
     def collective_forward(self) -> bool:
         return self.options.stage == 3
 
-    def check_options(self) -> None:
-        if self.precision.name == "fp16":
+    def __init__(self, precision, grad_accum: int = 1, clip_grad: float = 0.0, **options):
+        super().__init__(precision, grad_accum, clip_grad, **options)
+        if precision.name == "fp16":
             raise ValueError(
                 "train.precision=fp16 with train.strategy=deepspeed is not supported: "
                 "DeepSpeed's fp16 mode casts every parameter (the frozen backbone too) to half, "
@@ -117,9 +114,8 @@ class DeepSpeedStrategy(Strategy):
         if not torch.cuda.is_available():
             model = cpu_sync_batchnorm(model)
         optimizer = make_optimizer(model)
-        world = dist.get_world_size() if dist.is_initialized() else 1
-        config = deepspeed_config(self.options.stage, self.grad_accum, self.clip_grad, world,
-                                  self.options.offload_optimizer)
+        config = deepspeed_config(self.options.stage, self.grad_accum, self.clip_grad,
+                                  dist.get_world_size(), self.options.offload_optimizer)
         self.engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
                                                     config=config, dist_init_required=False)
         # The LR scheduler and the trainer see the torch optimizer ZeRO steps.
@@ -149,7 +145,7 @@ class DeepSpeedStrategy(Strategy):
 
     @property
     def checks_grad_norm(self) -> bool:
-        return True  # no fp16 loss scaling under DeepSpeed here (check_options)
+        return True  # no fp16 loss scaling under DeepSpeed here (refused in __init__)
 
     def save_state(self, path: str, model: nn.Module, optimizer: torch.optim.Optimizer
                    ) -> None:
@@ -167,13 +163,10 @@ class DeepSpeedStrategy(Strategy):
             raise RuntimeError(f"DeepSpeed could not load the checkpoint in {path}")
 
     def full_state_dict(self, model: nn.Module) -> dict[str, torch.Tensor] | None:
-        module = self.engine.module
-        if self.engine.zero_optimization_partition_weights():  # ZeRO-3
-            import deepspeed
+        import deepspeed
 
-            with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
-                state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-        else:
-            state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
-        rank = dist.get_rank() if dist.is_initialized() else 0
-        return state if rank == 0 else None
+        module = self.engine.module
+        # ZeRO-3 gathers the partitioned weights; a no-op for stages 1-2 (no ZeRO parameters)
+        with deepspeed.zero.GatheredParameters(module.parameters(), modifier_rank=None):
+            state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+        return state if not dist.is_initialized() or dist.get_rank() == 0 else None

@@ -27,7 +27,7 @@ from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
 from ..model_protocol import find_shardable
-from ..precision import parse_dtype
+from ..precision import DTYPES, parse_dtype
 from .base import STRATEGIES, Strategy
 from .ddp import cpu_sync_batchnorm
 
@@ -71,11 +71,8 @@ class FSDPOptions:
 
     def policy(self) -> MixedPrecisionPolicy:
         """The FSDP mixed-precision policy of ``param_dtype`` / ``reduce_dtype``."""
-        return MixedPrecisionPolicy(
-            param_dtype=parse_dtype(self.param_dtype, "train.fsdp.param_dtype")
-            if self.param_dtype else None,
-            reduce_dtype=parse_dtype(self.reduce_dtype, "train.fsdp.reduce_dtype")
-            if self.reduce_dtype else None)
+        return MixedPrecisionPolicy(param_dtype=DTYPES.get(self.param_dtype),
+                                    reduce_dtype=DTYPES.get(self.reduce_dtype))
 
 
 def candidate_units(model: nn.Module) -> list[nn.Module]:
