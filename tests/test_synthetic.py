@@ -141,11 +141,11 @@ def test_interrupted_generation_is_redone(tmp_path, monkeypatch):
     reference = Path(make_shapes_semantic(str(tmp_path / "ref"), "val", 5))
     calls = []
 
-    def dies_on_the_third(size, instances):
+    def dies_on_the_third(instances):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt  # e.g. the job was killed
-        return real(size, instances)
+        return real(instances)
 
     real = synthetic._semantic_label
     monkeypatch.setattr(synthetic, "_semantic_label", dies_on_the_third)

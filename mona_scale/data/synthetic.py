@@ -19,7 +19,6 @@ processes (one per rank) may generate a split at once: they write the same bytes
 """
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -41,15 +40,16 @@ __all__ = ["SHAPE_CLASSES", "SEM_SEG_CLASSES", "SEM_SEG_IGNORE", "GENERATOR_VERS
            "synthetic_dataset_dicts"]
 
 SHAPE_CLASSES = ("circle", "square", "triangle")
+_CORNERS = (0, 4, 3)  # per shape class; 0: a circle
 SEM_SEG_CLASSES = ("background", *SHAPE_CLASSES)
 SEM_SEG_IGNORE = 255  # label of the edge band (detectron2's ignore_label)
 GENERATOR_VERSION = 2  # bump when the drawn pixels change
 MIN_VISIBLE_AREA = 30  # pixels; instances occluded below this are dropped
-# set -> (image size, split -> (default number of images, seed))
-_SETS = {"shapes_instances": (128, {"train": (400, 0), "val": (80, 1)}),
-         "shapes_cls": (64, {"train": (600, 0), "val": (150, 1)}),
-         "shapes_sem": (128, {"train": (400, 0), "val": (80, 1)})}
-_NAMES = {f"{s}_{split}": (s, split) for s, (_, splits) in _SETS.items() for split in splits}
+_SEEDS = {"train": 0, "val": 1}  # of the registered sets
+_SETS = {"shapes_instances": (128, {"train": 400, "val": 80}),  # image size, default sizes
+         "shapes_cls": (64, {"train": 600, "val": 150}),
+         "shapes_sem": (128, {"train": 400, "val": 80})}
+_NAMES = {f"{s}_{split}": (s, split) for s in _SETS for split in _SEEDS}
 
 
 def default_root() -> str:
@@ -63,21 +63,19 @@ def default_root() -> str:
 
 def _add_shape(rng: np.random.Generator, image: np.ndarray, kind: int,
                extent: tuple[float, float]) -> np.ndarray:
-    """Paint a random shape whose circumcircle's diameter is ``extent`` (fractions of the
+    """Paint a shape of class ``kind``, circumcircle diameter ``extent`` (fractions of the
     side), in a colour far from the mean colour it covers; return its mask."""
-    size = image.shape[0]
+    size, n = image.shape[0], _CORNERS[kind]
     radius = rng.uniform(*extent) * size / 2
     cx, cy = rng.uniform(radius, size - radius, 2)
     angle = rng.uniform(0, 2 * math.pi)
     canvas = Image.new("L", (size, size), 0)
-    if kind == 0:  # circle
+    if n:
+        ImageDraw.Draw(canvas).polygon([(cx + radius * math.cos(angle + 2 * math.pi * k / n),
+                                         cy + radius * math.sin(angle + 2 * math.pi * k / n))
+                                        for k in range(n)], fill=1)
+    else:
         ImageDraw.Draw(canvas).ellipse([cx - radius, cy - radius, cx + radius, cy + radius], 1)
-    else:  # square, triangle
-        corners = 4 if kind == 1 else 3
-        ImageDraw.Draw(canvas).polygon(
-            [(cx + radius * math.cos(angle + 2 * math.pi * k / corners),
-              cy + radius * math.sin(angle + 2 * math.pi * k / corners))
-             for k in range(corners)], fill=1)
     mask = np.asarray(canvas, dtype=bool)
     covered = image[mask].mean(axis=0)
     for _ in range(50):
@@ -93,88 +91,74 @@ def _draw(seed: int, split: str, index: int, size: int,
     """Image ``index`` of a split and its ``(class, visible mask)`` pairs: one shape of class
     ``label``, or (``None``) 1 to 4 shapes of random classes, later ones in front."""
     rng = np.random.default_rng([seed, zlib.crc32(split.encode()), index])
+    ys, xs = np.mgrid[0:size, 0:size] / size - 0.5
     while True:  # redraw in the (rare) case that nothing stays visible
         coarse = Image.fromarray(rng.uniform(60, 196, (4, 4, 3)).astype(np.uint8))
         angle = rng.uniform(0, 2 * math.pi)
-        ys, xs = np.mgrid[0:size, 0:size] / size - 0.5
         ramp = (math.cos(angle) * xs + math.sin(angle) * ys)[..., None]
         image = (np.asarray(coarse.resize((size, size), Image.BICUBIC), np.float32)
                  + ramp * rng.uniform(-40, 40, 3))
-        if label is not None:
-            instances = [(label, _add_shape(rng, image, label, (0.3, 0.7)))]
-        else:
-            owner = np.full((size, size), -1)
-            kinds = rng.integers(0, len(SHAPE_CLASSES), rng.integers(1, 5))
-            for k, kind in enumerate(kinds):
-                owner[_add_shape(rng, image, kind, (0.15, 0.45))] = k
-            instances = [(int(kind), owner == k) for k, kind in enumerate(kinds)
-                         if (owner == k).sum() >= MIN_VISIBLE_AREA]
+        kinds = [label] if label is not None else rng.integers(0, 3, rng.integers(1, 5))
+        owner = np.full((size, size), -1)
+        for k, kind in enumerate(kinds):
+            owner[_add_shape(rng, image, kind, (0.15, 0.45) if label is None else (0.3, 0.7))] = k
+        instances = [(int(kind), owner == k) for k, kind in enumerate(kinds)
+                     if (owner == k).sum() >= MIN_VISIBLE_AREA]
         if instances:
             noisy = np.rint(image + rng.normal(0, 6, image.shape))
             return np.clip(noisy, 0, 255).astype(np.uint8), instances
 
 
-def _semantic_label(size: int, instances: list[tuple[int, np.ndarray]]) -> np.ndarray:
-    """1 + class on visible pixels, 0 elsewhere, 255 where a 4-neighbour differs in any mask."""
-    label, band = np.zeros((size, size), np.uint8), np.zeros((size, size), bool)
-    for kind, mask in instances:
-        label[mask] = kind + 1
-        p = np.pad(mask, 1, mode="edge")
-        band |= ((p[1:-1, :-2] != mask) | (p[1:-1, 2:] != mask) | (p[:-2, 1:-1] != mask)
-                 | (p[2:, 1:-1] != mask))
-    label[band] = SEM_SEG_IGNORE
+def _semantic_label(instances: list[tuple[int, np.ndarray]]) -> np.ndarray:
+    """1 + class on visible pixels, 0 elsewhere, 255 where a 4-neighbour's instance differs."""
+    ids = sum((k + 1) * mask for k, (_, mask) in enumerate(instances))  # disjoint masks
+    p = np.pad(ids, 1, mode="edge")
+    label = np.array([0, *(kind + 1 for kind, _ in instances)], np.uint8)[ids]
+    label[(p[1:-1, :-2] != ids) | (p[1:-1, 2:] != ids) | (p[:-2, 1:-1] != ids)
+          | (p[2:, 1:-1] != ids)] = SEM_SEG_IGNORE
     return label
 
 
-def _annotation(mask: np.ndarray, label: int, image_id: int, ann_id: int) -> dict:
-    """A COCO annotation (compressed RLE, XYWH box of the visible pixels)."""
-    rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
-    ys, xs = np.nonzero(mask)
-    x0, y0 = int(xs.min()), int(ys.min())
-    return {"id": ann_id, "image_id": image_id, "category_id": label + 1,
-            "bbox": [x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1],
-            "area": int(mask.sum()), "iscrowd": 0,
-            "segmentation": {"size": [int(s) for s in rle["size"]],
-                             "counts": rle["counts"].decode("ascii")}}
-
-
-def _image_path(folder: Path, name: str, index: int) -> Path:
-    sub = {"shapes_cls": SHAPE_CLASSES[index % len(SHAPE_CLASSES)], "shapes_sem": "images"}
-    return folder / sub.get(name, "") / f"{index:06d}.png"
-
-
-def _save_png(path: Path, pixels: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, "wb") as f:
-        Image.fromarray(pixels).save(f, format="PNG")
-    return path
-
-
-def _make(name: str, root: str, split: str, num_images: int, size: int, seed: int) -> Path:
-    """Generate a split of set ``name`` unless its done-marker matches; its folder."""
+def _make(name: str, root: str, split: str, num_images: int, size: int,
+          seed: int) -> tuple[Path, list[dict]]:
+    """Generate a split of set ``name`` unless its done-marker matches; its folder and
+    detectron2 dicts (``shapes_cls``, ``shapes_sem``)."""
     base, folder = Path(root) / name, Path(root) / name / split
+    sub = {"shapes_cls": SHAPE_CLASSES, "shapes_sem": ("images",)}.get(name, ("",))
+    dicts = [{"file_name": str(folder / sub[i % len(sub)] / f"{i:06d}.png"), "image_id": i,
+              "height": size, "width": size} for i in range(num_images)]
+    for i, d in enumerate(dicts):
+        d.update({"label": i % 3} if name == "shapes_cls" else {} if name == "shapes_instances"
+                 else {"sem_seg_file_name": str(folder / "labels" / f"{i:06d}.png")})
     marker = base / f"{split}.done.json"
     params = {"generator": name, "version": GENERATOR_VERSION, "split": split,
               "num_images": num_images, "image_size": size, "seed": seed}
     try:
         if json.loads(marker.read_text()) == params:
-            return folder
+            return folder, dicts
     except (OSError, ValueError):
         pass
     marker.unlink(missing_ok=True)
-    written, images, annotations, lines = set(), [], [], []
-    for i in tqdm(range(num_images), f"{name}/{split}", disable=num_images < 50):
+    written, images, annotations = set(), [], []
+    for i, d in enumerate(tqdm(dicts, f"{name}/{split}", disable=num_images < 50)):
         pixels, instances = _draw(seed, f"sem_{split}" if name == "shapes_sem" else split, i,
-                                  size, i % len(SHAPE_CLASSES) if name == "shapes_cls" else None)
-        path = _save_png(_image_path(folder, name, i), pixels)
-        written.add(path)
+                                  size, i % 3 if name == "shapes_cls" else None)
+        files = {Path(d["file_name"]): pixels}
         if name == "shapes_sem":
-            written.add(_save_png(folder / "labels" / path.name,
-                                  _semantic_label(size, instances)))
-        images.append({"id": i + 1, "file_name": path.name, "height": size, "width": size})
-        lines.append(f"{path.relative_to(base)} {i % len(SHAPE_CLASSES)}\n")
+            files[Path(d["sem_seg_file_name"])] = _semantic_label(instances)
+        for path, array in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(path, "wb") as f:
+                Image.fromarray(array).save(f, format="PNG")
+        written.update(files)
+        images.append({"id": i + 1, "file_name": f"{i:06d}.png", "height": size, "width": size})
         for kind, mask in instances if name == "shapes_instances" else ():
-            annotations.append(_annotation(mask, kind, i + 1, len(annotations) + 1))
+            rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
+            annotations.append({
+                "id": len(annotations) + 1, "image_id": i + 1, "category_id": kind + 1,
+                "bbox": [int(v) for v in mask_util.toBbox(rle)], "area": int(mask.sum()),
+                "iscrowd": 0, "segmentation": {"size": rle["size"],
+                                               "counts": rle["counts"].decode("ascii")}})
     if name == "shapes_instances":
         with atomic_write(base / f"{split}.json") as f:
             json.dump({"images": images, "annotations": annotations,
@@ -182,12 +166,12 @@ def _make(name: str, root: str, split: str, num_images: int, size: int, seed: in
                                       for k, c in enumerate(SHAPE_CLASSES)]}, f)
     if name == "shapes_cls":
         with atomic_write(base / f"{split}.txt") as f:
-            f.writelines(lines)
+            f.writelines(f"{Path(d['file_name']).relative_to(base)} {d['label']}\n" for d in dicts)
     for stale in set(folder.rglob("*.png")) - written:  # from a larger generation
         stale.unlink(missing_ok=True)
     with atomic_write(marker) as f:
         json.dump(params, f)
-    return folder
+    return folder, dicts
 
 
 def make_shapes_instances(root: str, split: str, num_images: int, image_size: int = 128,
@@ -204,36 +188,21 @@ def make_shapes_instances(root: str, split: str, num_images: int, image_size: in
     Returns:
         The COCO JSON path ``<root>/shapes_instances/<split>.json``.
     """
-    return f"{_make('shapes_instances', root, split, num_images, image_size, seed)}.json"
+    return f"{_make('shapes_instances', root, split, num_images, image_size, seed)[0]}.json"
 
 
 def make_shapes_classification(root: str, split: str, num_images: int, image_size: int = 64,
                                seed: int = 0) -> str:
     """As :func:`make_shapes_instances` for ``shapes_cls``; the ImageFolder root
     ``<root>/shapes_cls/<split>``."""
-    return str(_make("shapes_cls", root, split, num_images, image_size, seed))
+    return str(_make("shapes_cls", root, split, num_images, image_size, seed)[0])
 
 
 def make_shapes_semantic(root: str, split: str, num_images: int, image_size: int = 128,
                          seed: int = 0) -> str:
     """As :func:`make_shapes_instances` for ``shapes_sem`` (scenes drawn as the instance
     set's, from other seeds); the split folder ``<root>/shapes_sem/<split>``."""
-    return str(_make("shapes_sem", root, split, num_images, image_size, seed))
-
-
-def _dicts(dataset: str, root: str, num_images: int) -> list[dict]:
-    """Generate ``dataset`` unless done; its detectron2 dataset dicts."""
-    name, split = _NAMES[dataset]
-    size, (_, seed) = _SETS[name][0], _SETS[name][1][split]
-    folder = _make(name, root, split, num_images, size, seed)
-    if name == "shapes_instances":
-        return load_coco_json(f"{folder}.json", str(folder), dataset)
-    dicts = [{"file_name": str(_image_path(folder, name, i)), "image_id": i, "height": size,
-              "width": size} for i in range(num_images)]
-    for i, d in enumerate(dicts):
-        d.update({"label": i % len(SHAPE_CLASSES)} if name == "shapes_cls" else
-                 {"sem_seg_file_name": str(folder / "labels" / f"{i:06d}.png")})
-    return dicts
+    return str(_make("shapes_sem", root, split, num_images, image_size, seed)[0])
 
 
 def register_synthetic_dataset(name: str, root: str | None = None,
@@ -251,10 +220,17 @@ def register_synthetic_dataset(name: str, root: str | None = None,
         raise KeyError(f"unknown synthetic dataset {name!r}; valid: {list(_NAMES)}")
     root = os.path.abspath(root) if root is not None else default_root()
     kind, split = _NAMES[name]
-    num_images = num_images or _SETS[kind][1][split][0]
+    size, num_images = _SETS[kind][0], num_images or _SETS[kind][1][split]
+
+    def dicts() -> list[dict]:
+        folder, records = _make(kind, root, split, num_images, size, _SEEDS[split])
+        if kind == "shapes_instances":
+            return load_coco_json(f"{folder}.json", str(folder), name)
+        return records
+
     DatasetCatalog.pop(name, None)
     MetadataCatalog.pop(name, None)
-    DatasetCatalog.register(name, functools.partial(_dicts, name, root, num_images))
+    DatasetCatalog.register(name, dicts)
     folder = os.path.join(root, kind, split)
     meta = {"shapes_instances": dict(json_file=f"{folder}.json", image_root=folder,
                                      evaluator_type="coco", thing_classes=list(SHAPE_CLASSES)),
