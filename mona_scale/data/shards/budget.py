@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 
-__all__ = ["CorruptDataError", "CorruptCounts", "KINDS", "allowed_corrupt"]
-
 logger = logging.getLogger("mona_scale.data.shards")
 
 KINDS = ("truncated", "invalid", "undecodable")
@@ -27,6 +25,13 @@ def allowed_corrupt(fraction: float, seen: int) -> float:
 
     The denominator is at least :data:`MIN_SAMPLES`, so one bad sample early in a stream
     (or in a small set) does not stop a run whose budget is a small fraction.
+
+    Args:
+        fraction: the allowed fraction of corrupt samples.
+        seen: samples seen.
+
+    Returns:
+        The allowed number of corrupt samples.
     """
     return fraction * max(seen, MIN_SAMPLES)
 
@@ -41,11 +46,7 @@ class CorruptCounts:
 
     def __init__(self, budget: float = 0.001, what: str = "stream"):
         self.budget, self.what = budget, what
-        self.seen = 0
-        self.by_shard: dict[str, Counter] = defaultdict(Counter)
-
-    def add_seen(self, count: int = 1) -> None:
-        self.seen += count
+        self.seen, self.by_shard = 0, defaultdict(Counter)
 
     def add(self, shard: str, kind: str, key: str | None, reason: str, count: int = 1,
             log: bool = True) -> None:
@@ -60,6 +61,7 @@ class CorruptCounts:
 
     @property
     def corrupt(self) -> int:
+        """Corrupt samples of every shard and kind."""
         return sum(sum(c.values()) for c in self.by_shard.values())
 
     def delta(self) -> dict:
@@ -69,14 +71,10 @@ class CorruptCounts:
         return out
 
     def merge(self, delta: dict) -> None:
+        """Add a worker's :meth:`delta`."""
         self.seen += delta["seen"]
         for shard, kinds in delta["corrupt"].items():
             self.by_shard[shard].update(kinds)
-
-    def worst_shard(self) -> tuple[str, Counter] | None:
-        if not self.by_shard:
-            return None
-        return max(self.by_shard.items(), key=lambda item: (sum(item[1].values()), item[0]))
 
     def check(self, total: int | None = None) -> None:
         """Raise :class:`CorruptDataError` when the corrupt count exceeds the budget, a
@@ -84,7 +82,7 @@ class CorruptCounts:
         corrupt = self.corrupt
         if corrupt <= allowed_corrupt(self.budget, total or self.seen):
             return
-        shard, kinds = self.worst_shard()
+        shard, kinds = max(self.by_shard.items(), key=lambda kv: (sum(kv[1].values()), kv[0]))
         raise CorruptDataError(
             f"{self.what}: {corrupt} corrupt samples of {self.seen} seen exceeds the budget "
             f"of {self.budget:.3%} (of max(seen, {MIN_SAMPLES})); worst shard {shard}: "
@@ -94,10 +92,7 @@ class CorruptCounts:
     def stats(self, prefix: str = "data/") -> dict[str, float]:
         """Scalars for metrics.json: ``<prefix>samples_seen``, ``<prefix>corrupt_samples``
         and ``<prefix>corrupt_<kind>`` for each kind."""
-        totals = Counter()
-        for kinds in self.by_shard.values():
-            totals.update(kinds)
-        out = {f"{prefix}samples_seen": float(self.seen),
-               f"{prefix}corrupt_samples": float(sum(totals.values()))}
-        out.update({f"{prefix}corrupt_{kind}": float(totals[kind]) for kind in KINDS})
-        return out
+        totals = sum(self.by_shard.values(), Counter())
+        return {f"{prefix}samples_seen": float(self.seen),
+                f"{prefix}corrupt_samples": float(sum(totals.values())),
+                **{f"{prefix}corrupt_{kind}": float(totals[kind]) for kind in KINDS}}

@@ -18,62 +18,56 @@ Re-running a writer resumes: finished shards are kept, a partial one is rewritte
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import logging
 import os
 import sys
 
 from .budget import CorruptCounts
-from .manifest import ShardSet, read_manifest
+from .manifest import ShardSet
 from .reader import read_shard
 from .sources import SOURCES
 from .writer import sha256_file, write_shards
 
-__all__ = ["main"]
+_PATH = os.path.abspath
+#: a source function's parameter -> its flag, help and type (None: a switch); each layout
+#: gets the options of its function's parameters, required where they have no default
+_OPTIONS = {
+    "json_file": ("--json", "COCO instances JSON", _PATH),
+    "image_root": ("--images", "image directory", _PATH),
+    "dirname": ("--dirname", "VOC2007 / VOC2012 directory", _PATH),
+    "root": ("--root", "ADEChallengeData2016, flowers102 (jpg/, imagelabels.mat, setid.mat) or "
+             "<root>/<class>/<image> directory; splitfile: image paths are relative to it "
+             "(default: the split file's directory)", _PATH),
+    "split": ("--split", "voc: ImageSets/Main split (train, val, trainval, test); ade20k: "
+              "training or validation; flowers102: train, val, trainval or test", str),
+    "split_file": ("--split-file", "lines '<path> <label>'", _PATH),
+    "dataset": ("--dataset", "a detectron2-registered dataset name (voc-cls: a VOC detection "
+                "set, e.g. voc_2007_trainval; catalog: also the synthetic sets)", str),
+    "classes": ("--classes", "class names, comma separated", lambda text: text.split(",")),
+    "num_classes": ("--num-classes", "number of classes (multi-label files)", int),
+    "path_format": ("--path-format", "first column -> path, e.g. 'images/{}.jpg'", str),
+    "label_offset": ("--label-offset", "added to every label", int),
+    "ignore_extra_columns": ("--ignore-extra-columns", "ignore columns after the label", None),
+    "multi_label": ("--multi-label", "several labels per image (multi-hot)", None),
+    "drop_difficult": ("--drop-difficult", "leave objects marked difficult out (training "
+                       "sets, as configs/common/data/voc.py trains)", None),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mona-shards", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    layouts = {
-        "coco": [("--json", "json_file", "COCO instances JSON"),
-                 ("--images", "image_root", "image directory")],
-        "voc": [("--dirname", "dirname", "VOC2007 / VOC2012 directory"),
-                ("--split", "split", "ImageSets/Main split (train, val, trainval, test)")],
-        "ade20k": [("--root", "root", "ADEChallengeData2016 directory"),
-                   ("--split", "split", "training or validation")],
-        "flowers102": [("--root", "root", "flowers102 directory (jpg/, imagelabels.mat, "
-                                          "setid.mat)"),
-                       ("--split", "split", "train, val, trainval or test")],
-        "imagefolder": [("--root", "root", "<root>/<class>/<image> tree")],
-        "splitfile": [("--split-file", "split_file", "lines '<path> <label>'"),
-                      ("--root", "root", "image paths are relative to this (default: the "
-                                         "split file's directory)")],
-        "voc-cls": [("--dataset", "dataset", "registered VOC detection set, e.g. "
-                                             "voc_2007_trainval")],
-        "catalog": [("--dataset", "dataset", "a detectron2-registered dataset name (also "
-                                             "the synthetic sets)")],
-    }
-    for layout, options in layouts.items():
+    for layout, source in SOURCES.items():
         command = commands.add_parser(layout, help=f"write {layout} shards")
-        for flag, dest, text in options:
-            optional = layout == "splitfile" and dest == "root"
-            command.add_argument(flag, dest=dest, required=not optional, help=text)
-        if layout in ("splitfile", "imagefolder"):
-            command.add_argument("--classes", help="class names, comma separated")
-        if layout == "splitfile":
-            command.add_argument("--num-classes", type=int, default=0)
-            command.add_argument("--path-format", default="{}",
-                                 help="first column -> path, e.g. 'images/{}.jpg'")
-            command.add_argument("--label-offset", type=int, default=0)
-            command.add_argument("--ignore-extra-columns", action="store_true")
-        if layout in ("splitfile", "voc-cls"):
-            command.add_argument("--multi-label", action="store_true")
-        if layout == "voc":
-            command.add_argument("--drop-difficult", action="store_true",
-                                 help="leave objects marked difficult out (training sets, "
-                                      "as configs/common/data/voc.py trains)")
+        for param in inspect.signature(source).parameters.values():
+            if param.name in _OPTIONS:
+                flag, text, kind = _OPTIONS[param.name]
+                typed = {"action": "store_true"} if kind is None else {"type": kind}
+                command.add_argument(flag, dest=param.name, help=text, default=argparse.SUPPRESS,
+                                     required=param.default is param.empty, **typed)
         command.add_argument("--out", required=True, help="output directory")
         command.add_argument("--name", help="dataset name and shard prefix")
         command.add_argument("--shard-size", type=int, default=1000, help="samples per shard")
@@ -88,25 +82,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _verify(location: str) -> int:
-    manifest = read_manifest(location)
-    base = location if not os.path.isdir(location) else os.path.join(location, "manifest.json")
-    problems = []
-    for shard in manifest["shards"]:
-        path = os.path.join(os.path.dirname(base), shard["name"])
-        if not os.path.exists(path) or sha256_file(path) != shard["sha256"]:
-            problems.append(f"{shard['name']}: missing or sha256 mismatch")
+    shards = ShardSet.from_manifests(_PATH(location))
+    problems = [f"{s.name}: missing or sha256 mismatch" for s in shards.shards
+                if not os.path.exists(s.url) or sha256_file(s.url) != s.sha256]
     counts = CorruptCounts(0.0, "verify")
-    shards = ShardSet.from_manifests(location)
     read = sum(1 for s in shards.shards for _ in read_shard(s, counts, len(shards.classes)))
     if read != shards.num_samples or counts.corrupt:
         problems.append(f"{read} valid samples read, manifest says {shards.num_samples}; "
                         f"corrupt: {counts.stats('')}")
-    print(json.dumps({"shards": len(manifest["shards"]), "samples": read,
-                      "problems": problems}, indent=1))
+    print(json.dumps({"shards": len(shards.shards), "samples": read, "problems": problems},
+                     indent=1))
     return 1 if problems else 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``mona-shards`` with ``argv`` (default: the command line); return the exit code."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     if args.command == "verify":
@@ -114,17 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "catalog":
         from ..synthetic import register_synthetic_datasets
         register_synthetic_datasets()
-    paths = ("json_file", "image_root", "dirname", "root", "split_file")
-    options = {k: os.path.abspath(v) if k in paths else v for k, v in vars(args).items()
-               if k in (*paths, "split", "dataset", "multi_label", "num_classes",
-                        "path_format", "label_offset", "ignore_extra_columns",
-                        "drop_difficult")
-               and v is not None}
-    if getattr(args, "classes", None):
-        options["classes"] = args.classes.split(",")
-    if args.name and args.command != "catalog":
-        options["name"] = args.name
-    source = SOURCES[args.command](**options)
+    params = inspect.signature(SOURCES[args.command]).parameters
+    source = SOURCES[args.command](**{k: v for k, v in vars(args).items() if k in params})
     manifest = write_shards(source, args.out, args.shard_size, prefix=args.name,
                             max_invalid=args.max_invalid, progress=not args.no_progress,
                             workers=args.workers)

@@ -30,9 +30,6 @@ from webdataset.shardlists import expand_urls
 
 from ..cls_readers import datasets_root
 
-__all__ = ["FORMAT", "MANIFEST", "SHARD_NAME", "ShardInfo", "ShardSet", "read_manifest",
-           "write_manifest", "check_shard_name", "shard_url"]
-
 FORMAT = "mona_scale.shards/1"
 MANIFEST = "manifest.json"
 #: what a shard's file name in a manifest may be: letters, digits, ``.``, ``_``, ``-``, ``+``
@@ -82,6 +79,12 @@ def _local(url: str) -> str | None:
     return None if re.match(r"^[a-z][a-z0-9+.-]*:", url) else url
 
 
+def _manifest_url(url: str) -> str:
+    """``url``, or the manifest inside it when it is a local directory."""
+    local = _local(url)
+    return os.path.join(local, MANIFEST) if local is not None and os.path.isdir(local) else url
+
+
 def read_manifest(url: str) -> dict:
     """Read a manifest.
 
@@ -92,11 +95,9 @@ def read_manifest(url: str) -> dict:
     Returns:
         The manifest.
     """
-    local = _local(url)
-    if local is not None and os.path.isdir(local):
-        url = local = os.path.join(local, MANIFEST)
-    if local is not None and not os.path.exists(local):
-        raise FileNotFoundError(f"no shard manifest at {local!r}: write the shards with "
+    url = _manifest_url(url)
+    if _local(url) is not None and not os.path.exists(_local(url)):
+        raise FileNotFoundError(f"no shard manifest at {_local(url)!r}: write the shards with "
                                 f"`mona-shards <layout> ... --out <dir>` (see mona-shards "
                                 f"--help); relative config paths are under "
                                 f"$DETECTRON2_DATASETS (default ./datasets)")
@@ -114,20 +115,15 @@ def write_manifest(path: str, manifest: dict) -> None:
         json.dump(manifest, f, indent=1, sort_keys=True)
 
 
-def _resolve(location: str) -> str:
-    if _local(location) is None or location.startswith("file://") or os.path.isabs(location):
-        return location
-    return os.path.join(datasets_root(), location)
-
-
 @dataclass(frozen=True)
 class ShardInfo:
-    """One shard as the reader sees it: its name (in logs and ``shard://`` paths), URL and
-    sample count (None when read without a manifest)."""
+    """One shard as the reader sees it: its name (in logs and ``shard://`` paths), URL,
+    sample count and sha256 (None when read without a manifest)."""
 
     name: str
     url: str
     samples: int | None = None
+    sha256: str | None = None
 
 
 @dataclass
@@ -162,7 +158,10 @@ class ShardSet:
         """
         manifests = [manifests] if isinstance(manifests, str) else list(manifests)
         shards, tasks, classes, metadata = [], set(), None, {}
-        for location in map(_resolve, manifests):
+        for location in manifests:
+            if _local(location) == location and not os.path.isabs(location):
+                location = os.path.join(datasets_root(), location)
+            location = _manifest_url(location)
             manifest = read_manifest(location)
             if not manifest.get("complete"):
                 raise ValueError(f"{redact(location)}: the shard set is incomplete (its writer "
@@ -175,14 +174,11 @@ class ShardSet:
             if url_template is None and location.startswith("pipe:"):
                 raise ValueError("shards of a manifest read through pipe: need url_template "
                                  "(e.g. 'pipe:aws s3 cp s3://bucket/coco/{name} -')")
-            local = _local(location)
-            base = (os.path.join(location, MANIFEST) if local and os.path.isdir(local)
-                    else location)
             for shard in manifest["shards"]:
                 name = check_shard_name(shard["name"], location)
                 url = (shard_url(url_template, name, location) if url_template
-                       else os.path.join(os.path.dirname(base), name))
-                shards.append(ShardInfo(name, url, shard["samples"]))
+                       else os.path.join(os.path.dirname(location), name))
+                shards.append(ShardInfo(name, url, shard["samples"], shard.get("sha256")))
         if len(tasks) > 1:
             raise ValueError(f"manifests of different tasks {sorted(tasks)}: "
                              f"{redact(manifests)}")

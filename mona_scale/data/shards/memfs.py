@@ -17,16 +17,9 @@ from iopath.common.file_io import PathHandler
 
 from ..path_handlers import register_path_handler
 
-__all__ = ["PREFIX", "shard_path", "serving", "publish", "register_handler"]
-
 PREFIX = "shard://"
 _FILES: dict[str, bytes] = {}
 _PUBLISHED: dict[str, bytes] = {}
-
-
-def shard_path(shard: str, member: str) -> str:
-    """The in-memory path of ``member`` (``<key>.<ext>``) of shard ``shard``."""
-    return f"{PREFIX}{shard}/{member}"
 
 
 class ShardPathHandler(PathHandler):
@@ -35,41 +28,25 @@ class ShardPathHandler(PathHandler):
     def _get_supported_prefixes(self) -> list[str]:
         return [PREFIX]
 
-    def _bytes(self, path: str) -> bytes:
-        try:
-            return _FILES[path] if path in _FILES else _PUBLISHED[path]
-        except KeyError:
-            raise FileNotFoundError(f"{path} is not being served (shard:// files exist only "
-                                    f"while their sample is mapped)") from None
-
     def _open(self, path: str, mode: str = "r", buffering: int = -1, **kwargs):
         if any(c in mode for c in "wax+"):
             raise OSError(f"{path}: shard:// files are read-only")
-        data = io.BytesIO(self._bytes(path))
+        if not self._exists(path):
+            raise FileNotFoundError(f"{path} is not being served (shard:// files exist only "
+                                    f"while their sample is mapped)")
+        data = io.BytesIO(_FILES[path] if path in _FILES else _PUBLISHED[path])
         return data if "b" in mode else io.TextIOWrapper(data, encoding="utf-8")
 
     def _exists(self, path: str, **kwargs) -> bool:
         return path in _FILES or path in _PUBLISHED
 
-    def _isfile(self, path: str, **kwargs) -> bool:
-        return self._exists(path)
-
-    def _isdir(self, path: str, **kwargs) -> bool:
-        return False
-
-    def _get_local_path(self, path: str, **kwargs) -> str:
-        raise OSError(f"{path}: shard:// files have no local path; open them instead")
-
-
-def register_handler() -> None:
-    """Register the ``shard://`` handler with detectron2's ``PathManager`` (idempotent)."""
-    register_path_handler(ShardPathHandler())
+    _isfile = _exists
 
 
 @contextlib.contextmanager
 def serving(files: Mapping[str, bytes]) -> Iterator[None]:
     """Make ``files`` (``shard://`` path -> bytes) readable until the block ends."""
-    register_handler()
+    register_path_handler(ShardPathHandler())
     _FILES.update(files)
     try:
         yield
@@ -81,5 +58,5 @@ def serving(files: Mapping[str, bytes]) -> Iterator[None]:
 def publish(files: Mapping[str, bytes]) -> None:
     """Keep ``files`` readable for the rest of this process (e.g. ground-truth masks that
     detectron2's ``SemSegEvaluator`` opens by their dataset-dict name)."""
-    register_handler()
+    register_path_handler(ShardPathHandler())
     _PUBLISHED.update(files)

@@ -25,8 +25,6 @@ from .manifest import ShardInfo, ShardSet
 from .memfs import serving
 from .sample import InvalidSample, RawSample, decode_sample
 
-__all__ = ["ShardStream", "read_shard"]
-
 
 def _members(stream, url: str) -> Iterator[dict]:
     """The tar's members (webdataset's ``tar_file_expander``); at the end, the stream is
@@ -58,7 +56,7 @@ def read_shard(shard: ShardInfo, counts: CorruptCounts,
     try:
         for sample in group_by_keys(_members(wds.gopen(shard.url, "rb"), shard.url)):
             read, key = read + 1, sample["__key__"]
-            counts.add_seen()
+            counts.seen += 1
             try:
                 yield decode_sample(shard.name, key, {k: v for k, v in sample.items()
                                                       if not k.startswith("__")}, num_classes)
@@ -74,7 +72,7 @@ def read_shard(shard: ShardInfo, counts: CorruptCounts,
             return
         reason = f"shard {redact(shard.url)} ended after {read} of its {shard.samples} samples"
     lost = max(1, shard.samples - read) if shard.samples is not None else 1
-    counts.add_seen(lost)
+    counts.seen += lost
     counts.add(shard.name, "truncated", None, f"{reason} ({lost} sample(s) lost)", count=lost)
 
 
@@ -235,5 +233,5 @@ class ShardStream(IterableDataset):
                 return self.mapper(record)
             except (OSError, ValueError, SyntaxError) as e:  # undecodable / size mismatch
                 counts.add(sample.shard, "undecodable", sample.key,
-                           f"source {sample.source}: {type(e).__name__}: {e}")
+                           f"source {sample.record.get('_source', '?')}: {type(e).__name__}: {e}")
                 return None

@@ -14,15 +14,14 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 from dataclasses import dataclass
 
 from detectron2.structures import BoxMode
+from detectron2.utils.file_io import PathManager
 from PIL import Image
 
-from .memfs import shard_path
-
-__all__ = ["RawSample", "encode_sample", "decode_sample", "validate_record",
-           "check_image", "InvalidSample"]
+from .memfs import PREFIX
 
 SEM_SEG_EXT = "seg.png"
 _PRIVATE = ("_image", "_source", "_sem_seg", "_size")
@@ -43,10 +42,6 @@ class RawSample:
     record: dict
     files: dict[str, bytes]
 
-    @property
-    def source(self) -> str:
-        return self.record.get("_source", "?")
-
     def size(self) -> tuple[int, int] | None:
         """``(height, width)`` from the record, without decoding the image."""
         if "height" in self.record and "width" in self.record:
@@ -58,12 +53,11 @@ class RawSample:
         """The detectron2 dataset dict (``file_name`` etc. as ``shard://`` paths) and the
         ``shard://`` path -> bytes map that must be served while it is read."""
         record = {k: v for k, v in self.record.items() if k not in _PRIVATE}
-        served = {}
-        image = shard_path(self.shard, f"{self.key}.{self.record['_image']}")
-        record["file_name"], served[image] = image, self.files[self.record["_image"]]
-        if self.record.get("_sem_seg"):
-            mask = shard_path(self.shard, f"{self.key}.{SEM_SEG_EXT}")
-            record["sem_seg_file_name"], served[mask] = mask, self.files[SEM_SEG_EXT]
+        served, base = {}, f"{PREFIX}{self.shard}/{self.key}."
+        for field, member in (("file_name", self.record["_image"]),
+                              ("sem_seg_file_name", self.record.get("_sem_seg"))):
+            if member:
+                record[field], served[base + member] = base + member, self.files[member]
         for ann in record.get("annotations", ()):
             if "bbox_mode" in ann:
                 ann["bbox_mode"] = BoxMode(ann["bbox_mode"])
@@ -75,29 +69,42 @@ def _json_default(value):
     return value.decode("ascii") if isinstance(value, bytes) else value.item()
 
 
-def encode_sample(record: dict, image: bytes, image_ext: str, source: str,
-                  sem_seg: bytes | None = None, size: tuple[int, int] | None = None
-                  ) -> dict[str, bytes]:
-    """Tar members of one sample.
+def _read(path: str) -> bytes:
+    """A source file's bytes (``PathManager``: also the ``reduce-zero-label://`` views)."""
+    with PathManager.open(path, "rb") as f:
+        return f.read()
+
+
+def encode_sample(record: dict, source: str, num_classes: int | None) -> dict[str, bytes]:
+    """Read and validate one source sample's files and return its tar members.
 
     Args:
-        record: the dataset dict; ``file_name`` / ``sem_seg_file_name`` are dropped.
-        image: the image file's bytes.
-        image_ext: the image member's extension (``jpg``, ``png``, ...).
+        record: the dataset dict (absolute ``file_name``, optional ``sem_seg_file_name``,
+            which are not stored in the JSON member).
         source: the image's path in the source layout (for error messages).
-        sem_seg: the mask PNG's bytes, if any.
-        size: ``(height, width)`` to keep when the record has no ``height``/``width``.
+        num_classes: for validating category ids and labels.
+
+    Returns:
+        Member extension -> bytes (``json``, the image's extension, ``seg.png``).
+
+    Raises:
+        InvalidSample: annotations failing :func:`validate_record`, an undecodable image
+            or mask, or sizes that disagree (``OSError`` for unreadable files).
     """
+    validate_record(record, num_classes)
     meta = {k: v for k, v in record.items() if k not in ("file_name", "sem_seg_file_name")}
-    meta.update(_image=image_ext, _source=source)
-    if sem_seg is not None:
-        meta["_sem_seg"] = SEM_SEG_EXT
-    if size is not None and not ("height" in record and "width" in record):
+    ext = os.path.splitext(record["file_name"])[1].lstrip(".").lower() or "img"
+    members = {ext: _read(record["file_name"])}
+    size = check_image(members[ext], (record["height"], record["width"])
+                       if "height" in record else None, "image")
+    meta.update(_image=ext, _source=source)
+    if not ("height" in record and "width" in record):
         meta["_size"] = list(size)
-    text = json.dumps(meta, sort_keys=True, default=_json_default)
-    members = {"json": text.encode(), image_ext: image}
-    if sem_seg is not None:
-        members[SEM_SEG_EXT] = sem_seg
+    if record.get("sem_seg_file_name"):
+        members[SEM_SEG_EXT] = _read(record["sem_seg_file_name"])
+        check_image(members[SEM_SEG_EXT], size, "semantic mask")
+        meta["_sem_seg"] = SEM_SEG_EXT
+    members["json"] = json.dumps(meta, sort_keys=True, default=_json_default).encode()
     return members
 
 
@@ -118,8 +125,8 @@ def decode_sample(shard: str, key: str, files: dict[str, bytes],
     if not isinstance(record, dict) or record.get("_image") not in files:
         raise InvalidSample(f"{key}.json names no image member present in the sample "
                             f"(members: {sorted(files)})")
-    if record.get("_sem_seg") and SEM_SEG_EXT not in files:
-        raise InvalidSample(f"{key}.{SEM_SEG_EXT} is missing")
+    if record.get("_sem_seg") and record["_sem_seg"] not in files:
+        raise InvalidSample(f"{key}.{record['_sem_seg']} is missing")
     try:
         validate_record(record, num_classes)
     except InvalidSample:

@@ -14,9 +14,6 @@ from dataclasses import dataclass, field
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-__all__ = ["Source", "SOURCES", "coco_source", "voc_source", "ade20k_source",
-           "imagefolder_source", "splitfile_source", "flowers102_source", "voc_cls_source",
-           "catalog_source", "infer_task"]
 
 @dataclass
 class Source:
@@ -32,16 +29,6 @@ class Source:
 
     def relative(self, path: str) -> str:
         return os.path.relpath(path, self.root) if self.root else path
-
-
-def infer_task(dicts: list[dict]) -> str:
-    """``instances``, ``sem_seg`` or ``classification`` from the keys of the first dict."""
-    first = dicts[0] if dicts else {}
-    if "sem_seg_file_name" in first:
-        return "sem_seg"
-    if "label" in first:
-        return "classification"
-    return "instances"
 
 
 def coco_source(json_file: str, image_root: str, name: str | None = None) -> Source:
@@ -123,7 +110,8 @@ def imagefolder_source(root: str, name: str | None = None,
 
 def splitfile_source(split_file: str, root: str | None = None,
                      classes: list[str] | None = None, name: str | None = None,
-                     **options) -> Source:
+                     num_classes: int = 0, multi_label: bool = False, path_format: str = "{}",
+                     label_offset: int = 0, ignore_extra_columns: bool = False) -> Source:
     """A split file of ``<image path relative to root> <label> [<label> ...]`` lines
     (Flowers102, Pets, the synthetic set) read by
     :func:`mona_scale.data.cls_readers.split_file_dicts` (what the file-based configs use).
@@ -133,15 +121,20 @@ def splitfile_source(split_file: str, root: str | None = None,
         root: image paths are relative to this; default the split file's directory.
         classes: class names; default the label numbers.
         name: dataset name; default the split file's base name.
-        **options: ``split_file_dicts`` options (``num_classes``, ``multi_label``,
-            ``path_format``, ``label_offset``, ``ignore_extra_columns``).
+        num_classes, multi_label, path_format, label_offset, ignore_extra_columns: see
+            :func:`~mona_scale.data.cls_readers.split_file_dicts`.
+
+    Returns:
+        The source.
     """
     from mona_scale.data.cls_readers import split_file_dicts
     split_file = os.path.abspath(split_file)
     root = os.path.abspath(root or os.path.dirname(split_file))
+    options = dict(num_classes=num_classes, multi_label=multi_label, path_format=path_format,
+                   label_offset=label_offset, ignore_extra_columns=ignore_extra_columns)
     dicts = split_file_dicts(split_file, root, check_images=False, **options)
     if classes is None:  # multi-label files need num_classes (split_file_dicts checks)
-        count = options.get("num_classes") or 1 + max(d["label"] for d in dicts)
+        count = num_classes or 1 + max(d["label"] for d in dicts)
         classes = [str(i) for i in range(count)]
     return _classification(name or os.path.splitext(os.path.basename(split_file))[0],
                            list(classes), dicts, {"type": "splitfile", "split_file": split_file,
@@ -181,7 +174,9 @@ def catalog_source(dataset: str) -> Source:
     """
     dicts = DatasetCatalog.get(dataset)
     meta = MetadataCatalog.get(dataset)
-    task = infer_task(dicts)
+    first = dicts[0] if dicts else {}  # the task, from the keys of the first dict
+    task = ("sem_seg" if "sem_seg_file_name" in first
+            else "classification" if "label" in first else "instances")
     classes = list(meta.get("thing_classes", None) or meta.get("stuff_classes", None)
                    or meta.get("classes", None) or [])
     metadata = {"evaluator_type": meta.get("evaluator_type", "")}
