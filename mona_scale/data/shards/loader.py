@@ -22,9 +22,6 @@ from .manifest import ShardSet
 from .memfs import publish
 from .reader import ShardStream, read_shard
 
-__all__ = ["shard_dataset", "shard_dicts", "build_stream_train_loader",
-           "build_stream_test_loader", "StreamingLoader"]
-
 logger = logging.getLogger("mona_scale.data.shards")
 
 
@@ -97,19 +94,17 @@ def shard_dataset(name: str, manifests: str | list[str] | None = None,
 
 class StreamingLoader:
     """Iterates a :class:`~.reader.ShardStream` through a torch DataLoader (in the main
-    process), aggregating the workers' corrupt-data counts and checking the budget.
+    process) with its workers, aggregating their corrupt-data counts (``data/`` metrics for
+    training, ``data_test/`` for tests) and checking the stream's budget over all of them.
 
     Args:
         stream: the dataset.
-        num_workers: DataLoader worker processes (0 = read in this process).
-        budget: allowed corrupt fraction of samples seen (this rank, all workers).
-        prefix: metric name prefix (``data/`` for training, ``data_test/`` for tests).
     """
 
-    def __init__(self, stream: ShardStream, num_workers: int, budget: float, prefix: str):
-        self.stream, self.num_workers, self.prefix = stream, num_workers, prefix
+    def __init__(self, stream: ShardStream):
+        self.stream, self.prefix = stream, "data/" if stream.training else "data_test/"
         what = "training stream" if stream.training else "evaluation stream"
-        self.counts = CorruptCounts(budget, f"{what} on rank {stream.rank}")
+        self.counts = CorruptCounts(stream.budget, f"{what} on rank {stream.rank}")
         self.position = 0  # stream batches consumed (resumed from, yielded or skipped)
         self._started = False
 
@@ -163,11 +158,11 @@ class StreamingLoader:
     def __len__(self) -> int:
         if self.stream.training:
             raise TypeError("a training stream is infinite")
-        shards = [s for v in range(self.stream.streams)
+        counts = [s.samples for v in range(self.stream.streams)
                   for s in self.stream.stream_shards(self.stream.rank, v)]
-        if any(s.samples is None for s in shards):
+        if None in counts:
             raise TypeError("the number of samples is unknown without a manifest")
-        return sum(s.samples for s in shards)
+        return sum(counts)
 
     def _report(self, delta: dict) -> None:
         self.counts.merge(delta)
@@ -182,7 +177,7 @@ class StreamingLoader:
     def __iter__(self):
         self._started = True
         self.stream.start = self.position if self.stream.training else 0
-        loader = DataLoader(self.stream, batch_size=None, num_workers=self.num_workers,
+        loader = DataLoader(self.stream, batch_size=None, num_workers=self.stream.num_workers,
                             collate_fn=_identity, persistent_workers=False,
                             pin_memory=torch.cuda.is_available(),
                             generator=torch.Generator())  # leave the global RNG alone
@@ -201,11 +196,6 @@ class StreamingLoader:
             logger.info(f"evaluation stream on rank {self.stream.rank}: "
                         f"{int(stats[self.prefix + 'samples_seen'])} samples read, "
                         f"{int(stats[self.prefix + 'corrupt_samples'])} corrupt")
-
-
-def _rank_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
-    return (comm.get_rank() if rank is None else rank,
-            comm.get_world_size() if world_size is None else world_size)
 
 
 def build_stream_train_loader(dataset: ShardSet, mapper, total_batch_size: int, *,
@@ -233,7 +223,7 @@ def build_stream_train_loader(dataset: ShardSet, mapper, total_batch_size: int, 
     Returns:
         The loader.
     """
-    rank, world_size = _rank_world(rank, world_size)
+    world_size = comm.get_world_size() if world_size is None else world_size
     batch_size = check_batch_fits_world(total_batch_size, world_size, comm.get_local_size())
     seed = collectives.shared_random_seed() if seed is None or seed < 0 else int(seed)
     stream = ShardStream(dataset, mapper, training=True, batch_size=batch_size, seed=seed,
@@ -242,7 +232,7 @@ def build_stream_train_loader(dataset: ShardSet, mapper, total_batch_size: int, 
                          aspect_ratio_grouping=aspect_ratio_grouping,
                          filter_empty=filter_empty, segment_samples=segment_samples,
                          budget=corrupt_budget, streams=streams)
-    return StreamingLoader(stream, num_workers, corrupt_budget, "data/")
+    return StreamingLoader(stream)
 
 
 def build_stream_test_loader(dataset: ShardSet, mapper, *, num_workers: int = 0,
@@ -250,7 +240,6 @@ def build_stream_test_loader(dataset: ShardSet, mapper, *, num_workers: int = 0,
                              world_size: int | None = None) -> StreamingLoader:
     """One exactly-once pass over ``dataset``, split over ranks and workers; yields
     ``[mapped]`` like detectron2's test loader and has ``len()`` (this rank's samples)."""
-    rank, world_size = _rank_world(rank, world_size)
-    stream = ShardStream(dataset, mapper, training=False, rank=rank, world_size=world_size,
-                         num_workers=num_workers, budget=corrupt_budget)
-    return StreamingLoader(stream, num_workers, corrupt_budget, "data_test/")
+    return StreamingLoader(ShardStream(dataset, mapper, training=False, rank=rank,
+                                       world_size=world_size, num_workers=num_workers,
+                                       budget=corrupt_budget))

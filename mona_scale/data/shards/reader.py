@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from mona_scale.redact import redact
 
 import webdataset as wds
+from detectron2.utils import comm
 from torch.utils.data import IterableDataset, get_worker_info
 from webdataset.gopen import Pipe, set_options
 from webdataset.tariterators import group_by_keys, tar_file_expander
@@ -91,7 +92,8 @@ class ShardStream(IterableDataset):
         training: infinite resampled stream of batches, else one exactly-once pass.
         batch_size: images per batch of this rank (training).
         seed: base seed (non-negative).
-        rank, world_size: this process's rank and the number of ranks.
+        rank, world_size: this process's rank and the number of ranks (default
+            detectron2's ``comm`` values).
         num_workers: DataLoader workers per rank (0 = read in the main process).
         streams: training streams per rank (default ``max(1, num_workers)``); a multiple
             of the workers. The batches depend on it, not on the workers.
@@ -99,19 +101,21 @@ class ShardStream(IterableDataset):
         aspect_ratio_grouping: batch landscape and portrait images separately (training).
         filter_empty: skip images without non-crowd instances (training, detection).
         segment_samples: samples per restart (bounds what a resume reads to skip).
-        budget: allowed corrupt fraction (for messages: the loader in the main process
-            checks it over all workers).
+        budget: allowed corrupt fraction of the samples seen (the loader in the main
+            process checks it over all workers).
     """
 
     def __init__(self, shards: ShardSet, mapper=None, *, training: bool, batch_size: int = 1,
-                 seed: int = 0, rank: int = 0, world_size: int = 1, num_workers: int = 0,
+                 seed: int = 0, rank: int | None = None, world_size: int | None = None,
+                 num_workers: int = 0,
                  streams: int | None = None, shuffle_buffer: int = 256,
                  aspect_ratio_grouping: bool = True, filter_empty: bool = True,
                  segment_samples: int = 8192, budget: float = 0.001):
         self.shards, self.mapper, self.training = shards, mapper, training
         self.batch_size, self.seed = batch_size, seed
-        self.rank, self.world_size, self.workers = rank, world_size, max(1, num_workers)
-        self.in_main_process = num_workers == 0
+        self.rank = comm.get_rank() if rank is None else rank
+        self.world_size = comm.get_world_size() if world_size is None else world_size
+        self.num_workers, self.workers = num_workers, max(1, num_workers)
         self.shuffle_buffer, self.aspect_ratio_grouping = shuffle_buffer, aspect_ratio_grouping
         self.filter_empty, self.budget = filter_empty, budget
         self.segment_batches = max(1, segment_samples // max(1, batch_size))
@@ -226,7 +230,7 @@ class ShardStream(IterableDataset):
         record, served = sample.dataset_dict()
         if self.mapper is None:
             return record
-        seeding = (seeded(seed, restore=self.in_main_process) if seed is not None
+        seeding = (seeded(seed, restore=self.num_workers == 0) if seed is not None
                    else contextlib.nullcontext())
         with serving(served), seeding:
             try:
