@@ -2,22 +2,15 @@
 resumable streaming reader that feeds each task's existing mapper.
 
 See ``mona-shards --help`` (:mod:`.cli`), :mod:`.loader` (what configs instantiate) and
-:mod:`.reader` (how streams are split, seeded, shuffled and resumed).
+:mod:`.reader` (``ShardStream``: how streams are split, seeded, shuffled and resumed).
 """
 from .budget import CorruptDataError
-from .loader import (
-    StreamingLoader,
-    build_stream_test_loader,
-    build_stream_train_loader,
-    shard_dataset,
-    shard_dicts,
-)
+from .loader import build_stream_test_loader, build_stream_train_loader, shard_dataset, shard_dicts
 from .manifest import ShardSet, read_manifest
-from .reader import ShardStream
 from .sources import SOURCES
 from .synthetic import synthetic_shards
 from .writer import write_shards
 
-__all__ = ["CorruptDataError", "StreamingLoader", "build_stream_test_loader",
-           "build_stream_train_loader", "shard_dataset", "shard_dicts", "ShardSet",
-           "read_manifest", "ShardStream", "SOURCES", "synthetic_shards", "write_shards"]
+__all__ = ["CorruptDataError", "build_stream_test_loader", "build_stream_train_loader",
+           "shard_dataset", "shard_dicts", "ShardSet", "read_manifest", "SOURCES",
+           "synthetic_shards", "write_shards"]

@@ -6,6 +6,7 @@ of torchdata's ``StatefulDataLoader``). See docs/streaming.md.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from mona_scale import collectives
@@ -41,8 +42,7 @@ def shard_dicts(shards: ShardSet, budget: float = 0.001) -> list[dict]:
     for shard in shards.shards:
         for sample in read_shard(shard, counts, len(shards.classes) or None):
             record, served = sample.dataset_dict()
-            if "sem_seg_file_name" in record:
-                publish({record["sem_seg_file_name"]: served[record["sem_seg_file_name"]]})
+            publish({k: v for k, v in served.items() if k == record.get("sem_seg_file_name")})
             dicts.append(record)
     counts.check(total=shards.num_samples)
     return dicts
@@ -78,10 +78,8 @@ def shard_dataset(name: str, manifests: str | list[str] | None = None,
     shards = (ShardSet.from_manifests(manifests, url_template) if urls is None
               else ShardSet.from_urls(urls, task, classes))
     shards.name = name
-    if name in DatasetCatalog:
-        DatasetCatalog.remove(name)
-    if name in MetadataCatalog:
-        MetadataCatalog.remove(name)
+    DatasetCatalog.pop(name, None)
+    MetadataCatalog.pop(name, None)
     DatasetCatalog.register(name, lambda: shard_dicts(shards))
     meta = dict(shards.metadata)
     if "thing_dataset_id_to_contiguous_id" in meta:
@@ -166,12 +164,8 @@ class StreamingLoader:
 
     def _report(self, delta: dict) -> None:
         self.counts.merge(delta)
-        try:
-            storage = get_event_storage()
-        except AssertionError:  # no EventStorage active (e.g. --eval-only)
-            storage = None
-        if storage is not None:
-            storage.put_scalars(**self.stats(), smoothing_hint=False)
+        with contextlib.suppress(AssertionError):  # no EventStorage active (e.g. --eval-only)
+            get_event_storage().put_scalars(**self.stats(), smoothing_hint=False)
         self.counts.check()
 
     def __iter__(self):
