@@ -19,6 +19,7 @@ processes (one per rank) may generate a split at once: they write the same bytes
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -45,11 +46,10 @@ SEM_SEG_CLASSES = ("background", *SHAPE_CLASSES)
 SEM_SEG_IGNORE = 255  # label of the edge band (detectron2's ignore_label)
 GENERATOR_VERSION = 2  # bump when the drawn pixels change
 MIN_VISIBLE_AREA = 30  # pixels; instances occluded below this are dropped
-_SEEDS = {"train": 0, "val": 1}  # of the registered sets
-_SETS = {"shapes_instances": (128, {"train": 400, "val": 80}),  # image size, default sizes
-         "shapes_cls": (64, {"train": 600, "val": 150}),
-         "shapes_sem": (128, {"train": 400, "val": 80})}
-_NAMES = {f"{s}_{split}": (s, split) for s in _SETS for split in _SEEDS}
+# set -> (image size, default number of images in train (seed 0), in val (seed 1))
+_SETS = {"shapes_instances": (128, 400, 80), "shapes_cls": (64, 600, 150),
+         "shapes_sem": (128, 400, 80)}
+_NAMES = {f"{s}_{split}": (s, split) for s in _SETS for split in ("train", "val")}
 
 
 def default_root() -> str:
@@ -61,37 +61,14 @@ def default_root() -> str:
     return os.path.abspath(os.environ.get("MONA_DATASETS") or "datasets/synthetic")
 
 
-def _add_shape(rng: np.random.Generator, image: np.ndarray, kind: int,
-               extent: tuple[float, float]) -> np.ndarray:
-    """Paint a shape of class ``kind``, circumcircle diameter ``extent`` (fractions of the
-    side), in a colour far from the mean colour it covers; return its mask."""
-    size, n = image.shape[0], _CORNERS[kind]
-    radius = rng.uniform(*extent) * size / 2
-    cx, cy = rng.uniform(radius, size - radius, 2)
-    angle = rng.uniform(0, 2 * math.pi)
-    canvas = Image.new("L", (size, size), 0)
-    if n:
-        ImageDraw.Draw(canvas).polygon([(cx + radius * math.cos(angle + 2 * math.pi * k / n),
-                                         cy + radius * math.sin(angle + 2 * math.pi * k / n))
-                                        for k in range(n)], fill=1)
-    else:
-        ImageDraw.Draw(canvas).ellipse([cx - radius, cy - radius, cx + radius, cy + radius], 1)
-    mask = np.asarray(canvas, dtype=bool)
-    covered = image[mask].mean(axis=0)
-    for _ in range(50):
-        colour = rng.uniform(0, 255, 3)
-        if np.linalg.norm(colour - covered) >= 120.0:
-            break
-    image[mask] = colour
-    return mask
-
-
 def _draw(seed: int, split: str, index: int, size: int,
           label: int | None) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
     """Image ``index`` of a split and its ``(class, visible mask)`` pairs: one shape of class
-    ``label``, or (``None``) 1 to 4 shapes of random classes, later ones in front."""
+    ``label``, or (``None``) 1 to 4 shapes of random classes, later ones in front, each in a
+    colour far from the mean colour it covers."""
     rng = np.random.default_rng([seed, zlib.crc32(split.encode()), index])
     ys, xs = np.mgrid[0:size, 0:size] / size - 0.5
+    extent = (0.3, 0.7) if label is not None else (0.15, 0.45)  # diameter / side
     while True:  # redraw in the (rare) case that nothing stays visible
         coarse = Image.fromarray(rng.uniform(60, 196, (4, 4, 3)).astype(np.uint8))
         angle = rng.uniform(0, 2 * math.pi)
@@ -101,7 +78,24 @@ def _draw(seed: int, split: str, index: int, size: int,
         kinds = [label] if label is not None else rng.integers(0, 3, rng.integers(1, 5))
         owner = np.full((size, size), -1)
         for k, kind in enumerate(kinds):
-            owner[_add_shape(rng, image, kind, (0.15, 0.45) if label is None else (0.3, 0.7))] = k
+            radius = rng.uniform(*extent) * size / 2  # of the circumcircle
+            cx, cy = rng.uniform(radius, size - radius, 2)
+            turn, n = rng.uniform(0, 2 * math.pi), _CORNERS[kind]
+            canvas = Image.new("L", (size, size), 0)
+            if n:
+                ImageDraw.Draw(canvas).polygon(
+                    [(cx + radius * math.cos(turn + 2 * math.pi * c / n),
+                      cy + radius * math.sin(turn + 2 * math.pi * c / n)) for c in range(n)], 1)
+            else:
+                ImageDraw.Draw(canvas).ellipse([cx - radius, cy - radius, cx + radius,
+                                                cy + radius], 1)
+            mask = np.asarray(canvas, dtype=bool)
+            covered = image[mask].mean(axis=0)
+            for _ in range(50):
+                colour = rng.uniform(0, 255, 3)
+                if np.linalg.norm(colour - covered) >= 120.0:
+                    break
+            image[mask], owner[mask] = colour, k
         instances = [(int(kind), owner == k) for k, kind in enumerate(kinds)
                      if (owner == k).sum() >= MIN_VISIBLE_AREA]
         if instances:
@@ -122,7 +116,7 @@ def _semantic_label(instances: list[tuple[int, np.ndarray]]) -> np.ndarray:
 def _make(name: str, root: str, split: str, num_images: int, size: int,
           seed: int) -> tuple[Path, list[dict]]:
     """Generate a split of set ``name`` unless its done-marker matches; its folder and
-    detectron2 dicts (``shapes_cls``, ``shapes_sem``)."""
+    detectron2 dicts (of ``shapes_cls`` and ``shapes_sem``)."""
     base, folder = Path(root) / name, Path(root) / name / split
     sub = {"shapes_cls": SHAPE_CLASSES, "shapes_sem": ("images",)}.get(name, ("",))
     dicts = [{"file_name": str(folder / sub[i % len(sub)] / f"{i:06d}.png"), "image_id": i,
@@ -133,25 +127,21 @@ def _make(name: str, root: str, split: str, num_images: int, size: int,
     marker = base / f"{split}.done.json"
     params = {"generator": name, "version": GENERATOR_VERSION, "split": split,
               "num_images": num_images, "image_size": size, "seed": seed}
-    try:
+    with contextlib.suppress(OSError, ValueError):
         if json.loads(marker.read_text()) == params:
             return folder, dicts
-    except (OSError, ValueError):
-        pass
     marker.unlink(missing_ok=True)
-    written, images, annotations = set(), [], []
+    annotations = []
     for i, d in enumerate(tqdm(dicts, f"{name}/{split}", disable=num_images < 50)):
         pixels, instances = _draw(seed, f"sem_{split}" if name == "shapes_sem" else split, i,
                                   size, i % 3 if name == "shapes_cls" else None)
-        files = {Path(d["file_name"]): pixels}
+        files = {d["file_name"]: pixels}
         if name == "shapes_sem":
-            files[Path(d["sem_seg_file_name"])] = _semantic_label(instances)
+            files[d["sem_seg_file_name"]] = _semantic_label(instances)
         for path, array in files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
             with atomic_write(path, "wb") as f:
                 Image.fromarray(array).save(f, format="PNG")
-        written.update(files)
-        images.append({"id": i + 1, "file_name": f"{i:06d}.png", "height": size, "width": size})
         for kind, mask in instances if name == "shapes_instances" else ():
             rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
             annotations.append({
@@ -161,12 +151,15 @@ def _make(name: str, root: str, split: str, num_images: int, size: int,
                                                "counts": rle["counts"].decode("ascii")}})
     if name == "shapes_instances":
         with atomic_write(base / f"{split}.json") as f:
-            json.dump({"images": images, "annotations": annotations,
+            json.dump({"images": [{"id": i + 1, "file_name": f"{i:06d}.png", "height": size,
+                                   "width": size} for i in range(num_images)],
+                       "annotations": annotations,
                        "categories": [{"id": k + 1, "name": c, "supercategory": "shape"}
                                       for k, c in enumerate(SHAPE_CLASSES)]}, f)
     if name == "shapes_cls":
         with atomic_write(base / f"{split}.txt") as f:
             f.writelines(f"{Path(d['file_name']).relative_to(base)} {d['label']}\n" for d in dicts)
+    written = {Path(d.get(k, "")) for d in dicts for k in ("file_name", "sem_seg_file_name")}
     for stale in set(folder.rglob("*.png")) - written:  # from a larger generation
         stale.unlink(missing_ok=True)
     with atomic_write(marker) as f:
@@ -218,20 +211,20 @@ def register_synthetic_dataset(name: str, root: str | None = None,
     """
     if name not in _NAMES:
         raise KeyError(f"unknown synthetic dataset {name!r}; valid: {list(_NAMES)}")
-    root = os.path.abspath(root) if root is not None else default_root()
-    kind, split = _NAMES[name]
-    size, num_images = _SETS[kind][0], num_images or _SETS[kind][1][split]
+    (kind, split), seed = _NAMES[name], int(name.endswith("_val"))
+    size, num_images = _SETS[kind][0], num_images or _SETS[kind][1 + seed]
+    root = default_root() if root is None else os.path.abspath(root)
+    folder = os.path.join(root, kind, split)
 
     def dicts() -> list[dict]:
-        folder, records = _make(kind, root, split, num_images, size, _SEEDS[split])
+        records = _make(kind, root, split, num_images, size, seed)[1]
         if kind == "shapes_instances":
-            return load_coco_json(f"{folder}.json", str(folder), name)
+            return load_coco_json(f"{folder}.json", folder, name)
         return records
 
     DatasetCatalog.pop(name, None)
     MetadataCatalog.pop(name, None)
     DatasetCatalog.register(name, dicts)
-    folder = os.path.join(root, kind, split)
     meta = {"shapes_instances": dict(json_file=f"{folder}.json", image_root=folder,
                                      evaluator_type="coco", thing_classes=list(SHAPE_CLASSES)),
             "shapes_cls": dict(image_root=folder, evaluator_type="classification",
@@ -254,11 +247,12 @@ def register_synthetic_datasets(root: str | None = None,
     Returns:
         The registered dataset names.
     """
-    unknown = sorted(set(sizes or {}) - set(_NAMES))
-    if unknown:
-        raise KeyError(f"unknown synthetic datasets {unknown}; valid: {list(_NAMES)}")
+    sizes = sizes or {}
+    if set(sizes) - set(_NAMES):
+        raise KeyError(f"unknown synthetic datasets {sorted(set(sizes) - set(_NAMES))}; "
+                       f"valid: {list(_NAMES)}")
     for name in _NAMES:
-        register_synthetic_dataset(name, root, (sizes or {}).get(name))
+        register_synthetic_dataset(name, root, sizes.get(name))
     return list(_NAMES)
 
 
