@@ -1,8 +1,9 @@
-"""Synthetic shapes datasets: determinism, exact masks read back by pycocotools and
-torchvision, the done-marker (caching, interrupted and concurrent generation), detectron2
-registration."""
+"""Synthetic shapes datasets: the quickstarts' data pinned by digests, determinism, exact
+masks read back by pycocotools and torchvision, the done-marker (caching, interrupted and
+concurrent generation), detectron2 registration, shards made once."""
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 from pathlib import Path
@@ -14,6 +15,7 @@ from mona_scale.data import (
     register_synthetic_datasets,
     synthetic,
 )
+from mona_scale.data.shards import synthetic_shards
 
 import numpy as np
 import pycocotools.mask as mask_util
@@ -35,6 +37,13 @@ SMALL = {"shapes_instances_train": 6, "shapes_instances_val": 4, "shapes_cls_tra
          "shapes_cls_val": 6}
 
 SHAPES = ["circle", "square", "triangle"]  # the quickstart's classes, written out
+
+# The first 7 images of each quickstart val set (seed 1, default sizes) as written by the
+# generator the README's figures were measured with (commit 6d80326): sha256 prefixes of the
+# split files and of the decoded pixels (PNG compression may differ between Pillow builds).
+QUICKSTART_VAL_DIGESTS = {"instances.json": "38010f833c3720ff", "instances": "732805a88ed6cfdd",
+                          "cls.txt": "f8b35a6d94e6e338", "cls": "f06b8d23f475ef48",
+                          "sem": "4752a76894fa3104"}
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +71,24 @@ def _masks_by_image(coco: dict) -> dict[int, list[np.ndarray]]:
     for ann in coco["annotations"]:
         masks[ann["image_id"]].append(mask_util.decode(ann["segmentation"]).astype(bool))
     return masks
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _pixels(folder: Path) -> str:
+    paths = sorted(folder.rglob("*.png"))
+    return _sha(b"".join(np.asarray(Image.open(p)).tobytes() for p in paths))
+
+
+def test_generated_data_is_the_quickstarts(tmp_path):
+    coco = Path(make_shapes_instances(str(tmp_path), "val", 7, seed=1))
+    cls = Path(make_shapes_classification(str(tmp_path), "val", 7, seed=1))
+    sem = Path(make_shapes_semantic(str(tmp_path), "val", 7, seed=1))
+    assert {"instances.json": _sha(coco.read_bytes()), "instances": _pixels(coco.with_suffix("")),
+            "cls.txt": _sha(cls.with_suffix(".txt").read_bytes()), "cls": _pixels(cls),
+            "sem": _pixels(sem)} == QUICKSTART_VAL_DIGESTS
 
 
 def test_same_arguments_give_identical_files(tmp_path):
@@ -234,3 +261,13 @@ def test_default_root_comes_from_the_environment(tmp_path, monkeypatch, clean_ca
     register_synthetic_datasets(sizes=SMALL)
     assert MetadataCatalog.get("shapes_cls_train").image_root == str(
         tmp_path / "env" / "shapes_cls" / "train")
+
+
+def test_synthetic_shards_are_written_once(tmp_path):
+    manifest = Path(synthetic_shards("shapes_cls_val", str(tmp_path), 5, shard_size=2))
+    assert manifest == tmp_path / "shards/shapes_cls_val-5-2/manifest.json"
+    written = json.loads(manifest.read_text())
+    assert written["complete"] and written["num_samples"] == 5 and len(written["shards"]) == 3
+    stamp = manifest.stat().st_mtime_ns
+    assert synthetic_shards("shapes_cls_val", str(tmp_path), 5, shard_size=2) == str(manifest)
+    assert manifest.stat().st_mtime_ns == stamp  # complete and the same arguments: untouched
