@@ -22,7 +22,6 @@ import inspect
 import json
 import logging
 import os
-import sys
 
 from .budget import CorruptCounts
 from .manifest import ShardSet
@@ -115,7 +114,3 @@ def main(argv: list[str] | None = None) -> int:
     for skip in skipped:
         print(f"  skipped {skip['source']}: {skip['reason']}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

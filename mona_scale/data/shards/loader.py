@@ -81,10 +81,8 @@ def shard_dataset(name: str, manifests: str | list[str] | None = None,
     DatasetCatalog.pop(name, None)
     MetadataCatalog.pop(name, None)
     DatasetCatalog.register(name, lambda: shard_dicts(shards))
-    meta = dict(shards.metadata)
-    if "thing_dataset_id_to_contiguous_id" in meta:
-        meta["thing_dataset_id_to_contiguous_id"] = {
-            int(k): v for k, v in meta["thing_dataset_id_to_contiguous_id"].items()}
+    meta = {k: {int(i): c for i, c in v.items()} if k == "thing_dataset_id_to_contiguous_id"
+            else v for k, v in shards.metadata.items()}  # JSON keys back to COCO's ints
     meta[_CLASS_KEYS.get(shards.task, "classes")] = list(shards.classes)
     MetadataCatalog.get(name).set(**meta)
     return shards
@@ -102,7 +100,7 @@ class StreamingLoader:
     def __init__(self, stream: ShardStream):
         self.stream, self.prefix = stream, "data/" if stream.training else "data_test/"
         what = "training stream" if stream.training else "evaluation stream"
-        self.counts = CorruptCounts(stream.budget, f"{what} on rank {stream.rank}")
+        self.counts = CorruptCounts(stream.corrupt_budget, f"{what} on rank {stream.rank}")
         self.position = 0  # stream batches consumed (resumed from, yielded or skipped)
         self._started = False
 
@@ -186,10 +184,8 @@ class StreamingLoader:
                     continue
             yield batch
         if not self.stream.training:
-            stats = self.stats()
-            logger.info(f"evaluation stream on rank {self.stream.rank}: "
-                        f"{int(stats[self.prefix + 'samples_seen'])} samples read, "
-                        f"{int(stats[self.prefix + 'corrupt_samples'])} corrupt")
+            logger.info(f"evaluation stream on rank {self.stream.rank}: {self.counts.seen} "
+                        f"samples read, {self.counts.corrupt} corrupt")
 
 
 def build_stream_train_loader(dataset: ShardSet, mapper, total_batch_size: int, *,
@@ -225,7 +221,7 @@ def build_stream_train_loader(dataset: ShardSet, mapper, total_batch_size: int, 
                          shuffle_buffer=shuffle_buffer,
                          aspect_ratio_grouping=aspect_ratio_grouping,
                          filter_empty=filter_empty, segment_samples=segment_samples,
-                         budget=corrupt_budget, streams=streams)
+                         corrupt_budget=corrupt_budget, streams=streams)
     return StreamingLoader(stream)
 
 
@@ -233,7 +229,18 @@ def build_stream_test_loader(dataset: ShardSet, mapper, *, num_workers: int = 0,
                              corrupt_budget: float = 0.001, rank: int | None = None,
                              world_size: int | None = None) -> StreamingLoader:
     """One exactly-once pass over ``dataset``, split over ranks and workers; yields
-    ``[mapped]`` like detectron2's test loader and has ``len()`` (this rank's samples)."""
+    ``[mapped]`` like detectron2's test loader and has ``len()`` (this rank's samples).
+
+    Args:
+        dataset: a :class:`~.manifest.ShardSet` (e.g. from :func:`shard_dataset`).
+        mapper: the task's test mapper.
+        num_workers: DataLoader workers per rank.
+        corrupt_budget: allowed corrupt fraction of samples seen (default 0.1 %).
+        rank, world_size: default detectron2's ``comm`` values.
+
+    Returns:
+        The loader.
+    """
     return StreamingLoader(ShardStream(dataset, mapper, training=False, rank=rank,
                                        world_size=world_size, num_workers=num_workers,
-                                       budget=corrupt_budget))
+                                       corrupt_budget=corrupt_budget))

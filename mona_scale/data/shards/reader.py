@@ -101,7 +101,7 @@ class ShardStream(IterableDataset):
         aspect_ratio_grouping: batch landscape and portrait images separately (training).
         filter_empty: skip images without non-crowd instances (training, detection).
         segment_samples: samples per restart (bounds what a resume reads to skip).
-        budget: allowed corrupt fraction of the samples seen (the loader in the main
+        corrupt_budget: allowed corrupt fraction of the samples seen (the loader in the main
             process checks it over all workers).
     """
 
@@ -110,14 +110,14 @@ class ShardStream(IterableDataset):
                  num_workers: int = 0,
                  streams: int | None = None, shuffle_buffer: int = 256,
                  aspect_ratio_grouping: bool = True, filter_empty: bool = True,
-                 segment_samples: int = 8192, budget: float = 0.001):
+                 segment_samples: int = 8192, corrupt_budget: float = 0.001):
         self.shards, self.mapper, self.training = shards, mapper, training
         self.batch_size, self.seed = batch_size, seed
         self.rank = comm.get_rank() if rank is None else rank
         self.world_size = comm.get_world_size() if world_size is None else world_size
         self.num_workers, self.workers = num_workers, max(1, num_workers)
         self.shuffle_buffer, self.aspect_ratio_grouping = shuffle_buffer, aspect_ratio_grouping
-        self.filter_empty, self.budget = filter_empty, budget
+        self.filter_empty, self.corrupt_budget = filter_empty, corrupt_budget
         self.segment_batches = max(1, segment_samples // max(1, batch_size))
         self.num_classes = len(shards.classes) or None
         self.start = 0  # batches this rank drew before (set by the loader on resume)
@@ -153,7 +153,7 @@ class ShardStream(IterableDataset):
 
     # ------------------------------------------------------------------ evaluation
     def _evaluation(self, shards: list[ShardInfo]):
-        counts = CorruptCounts(self.budget, "evaluation stream")
+        counts = CorruptCounts(self.corrupt_budget, "evaluation stream")
         for shard in shards:
             for sample in read_shard(shard, counts, self.num_classes):
                 mapped = self._map(sample, None, counts)
@@ -176,7 +176,7 @@ class ShardStream(IterableDataset):
 
     def _training(self, stream: int, drawn: int):
         shards = self.stream_shards(self.rank, stream)
-        counts = CorruptCounts(self.budget, f"training stream (rank {self.rank}, stream "
+        counts = CorruptCounts(self.corrupt_budget, f"training stream (rank {self.rank}, stream "
                                             f"{stream})")
         restart, skip = divmod(drawn, self.segment_batches)
         while True:

@@ -44,9 +44,9 @@ class RawSample:
 
     def size(self) -> tuple[int, int] | None:
         """``(height, width)`` from the record, without decoding the image."""
-        if "height" in self.record and "width" in self.record:
-            return self.record["height"], self.record["width"]
-        size = self.record.get("_size")
+        record = self.record
+        size = ((record["height"], record["width"]) if "height" in record and "width" in record
+                else record.get("_size"))
         return tuple(size) if size else None
 
     def dataset_dict(self) -> tuple[dict, dict[str, bytes]]:
@@ -141,13 +141,16 @@ def _finite(values, count: int | None = None) -> bool:
             and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values))
 
 
+def _check_class(what: str, value, num_classes: int | None) -> None:
+    if not isinstance(value, int) or value < 0 or (num_classes is not None
+                                                   and value >= num_classes):
+        raise InvalidSample(f"{what} {value!r} outside [0, {num_classes})")
+
+
 def _check_annotation(ann: dict, height, width, num_classes: int | None) -> None:
     if not isinstance(ann, dict):
         raise InvalidSample(f"annotation is not a dict: {ann!r}")
-    category = ann.get("category_id")
-    if not isinstance(category, int) or category < 0 or (
-            num_classes is not None and category >= num_classes):
-        raise InvalidSample(f"category_id {category!r} outside [0, {num_classes})")
+    _check_class("category_id", ann.get("category_id"), num_classes)
     mode = ann.get("bbox_mode", BoxMode.XYWH_ABS)
     if mode not in _BOX_MODES:
         raise InvalidSample(f"bbox_mode {mode!r} is not a detectron2 BoxMode")
@@ -179,6 +182,10 @@ def _check_annotation(ann: dict, height, width, num_classes: int | None) -> None
 def validate_record(record: dict, num_classes: int | None) -> None:
     """Check a sample's annotations (sizes, boxes, category ids, polygons/RLE, labels).
 
+    Args:
+        record: a dataset dict.
+        num_classes: for checking category ids and labels (None: not checked above).
+
     Raises:
         InvalidSample: naming the first problem found.
     """
@@ -190,14 +197,11 @@ def validate_record(record: dict, num_classes: int | None) -> None:
         raise InvalidSample("annotations is not a list")
     for ann in record.get("annotations", []):
         _check_annotation(ann, height, width, num_classes)
-    if "label" in record:
-        label = record["label"]
-        if isinstance(label, list):  # multi-hot
-            if not _finite(label, num_classes):
-                raise InvalidSample(f"multi-hot label is not {num_classes} finite numbers")
-        elif not isinstance(label, int) or label < 0 or (
-                num_classes is not None and label >= num_classes):
-            raise InvalidSample(f"label {label!r} outside [0, {num_classes})")
+    label = record.get("label", 0)
+    if isinstance(label, list) and not _finite(label, num_classes):  # multi-hot
+        raise InvalidSample(f"multi-hot label is not {num_classes} finite numbers")
+    if not isinstance(label, list):
+        _check_class("label", label, num_classes)
 
 
 def check_image(data: bytes, size: tuple[int, int] | None = None,

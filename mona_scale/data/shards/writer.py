@@ -85,10 +85,8 @@ def write_shards(source: Source, out_dir: str, shard_size: int = 1000,
                    "classes": source.classes}
     kept = _kept_shards(manifest_path, fingerprint, out_dir)
     shards: list[dict | None] = [None] * ((len(source.dicts) + shard_size - 1) // shard_size)
-    manifest = {"format": FORMAT, "name": source.name, "task": source.task,
-                "classes": source.classes, "metadata": source.metadata,
-                "source": source.description, "shard_size": shard_size,
-                "fingerprint": fingerprint, "complete": False, "shards": shards}
+    manifest = {"format": FORMAT, "name": source.name, "metadata": source.metadata,
+                **fingerprint, "fingerprint": fingerprint, "complete": False, "shards": shards}
     counts = CorruptCounts(max_invalid, f"shard writer ({source.name})")
     bar = tqdm(total=len(source.dicts), desc=f"shards {source.name}", unit="img",
                disable=not progress)
