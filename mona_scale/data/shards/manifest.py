@@ -174,11 +174,9 @@ class ShardSet:
             if url_template is None and location.startswith("pipe:"):
                 raise ValueError("shards of a manifest read through pipe: need url_template "
                                  "(e.g. 'pipe:aws s3 cp s3://bucket/coco/{name} -')")
-            for shard in manifest["shards"]:
-                name = check_shard_name(shard["name"], location)
-                url = (shard_url(url_template, name, location) if url_template
-                       else os.path.join(os.path.dirname(location), name))
-                shards.append(ShardInfo(name, url, shard["samples"], shard.get("sha256")))
+            template = url_template or os.path.join(os.path.dirname(location), "{name}")
+            shards += [ShardInfo(s["name"], shard_url(template, s["name"], location),
+                                 s["samples"], s.get("sha256")) for s in manifest["shards"]]
         if len(tasks) > 1:
             raise ValueError(f"manifests of different tasks {sorted(tasks)}: "
                              f"{redact(manifests)}")

@@ -13,6 +13,13 @@ import uuid
 from dataclasses import dataclass, field
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.datasets import load_coco_json
+from detectron2.data.datasets.builtin_meta import ADE20K_SEM_SEG_CATEGORIES
+from detectron2.data.datasets.pascal_voc import CLASS_NAMES, load_voc_instances
+
+from .. import cls_readers
+from ..ade20k import ade20k_sem_seg_dicts
+from ..voc_difficult import drop_difficult as without_difficult
 
 
 @dataclass
@@ -35,7 +42,6 @@ def coco_source(json_file: str, image_root: str, name: str | None = None) -> Sou
     """COCO-format instances (JSON + image directory), loaded by detectron2's
     ``load_coco_json``: category ids mapped to contiguous ids, the mapping kept in the
     manifest (``thing_dataset_id_to_contiguous_id``) for COCO evaluation."""
-    from detectron2.data.datasets import load_coco_json
     temp = f"_mona_shards_{uuid.uuid4().hex}"  # load_coco_json stores the mapping here
     try:
         dicts = load_coco_json(json_file, image_root, temp)
@@ -57,14 +63,11 @@ def voc_source(dirname: str, split: str, name: str | None = None,
     loaded by detectron2's ``load_voc_instances``; ``drop_difficult`` leaves the objects
     marked difficult out, as the file-based training set does
     (:func:`~mona_scale.data.voc_difficult.drop_difficult`)."""
-    from detectron2.data.datasets.pascal_voc import CLASS_NAMES, load_voc_instances
     classes = list(classes or CLASS_NAMES)
     dirname = os.path.abspath(dirname)
     year = 2012 if "2012" in os.path.basename(dirname) else 2007
     dicts = load_voc_instances(dirname, split, classes)
-    if drop_difficult:
-        from mona_scale.data.voc_difficult import drop_difficult as without_difficult
-        dicts = without_difficult(dicts, dirname)
+    dicts = without_difficult(dicts, dirname) if drop_difficult else dicts
     return Source(name or f"{os.path.basename(dirname).lower()}_{split}", "instances", classes,
                   dicts, {"type": "voc", "dirname": dirname, "split": split,
                           "drop_difficult": drop_difficult},
@@ -79,9 +82,6 @@ def ade20k_source(root: str, split: str = "training", name: str | None = None) -
     present (``root`` is ``ADEChallengeData2016``; ``split`` is ``training`` or
     ``validation``); records from :func:`~mona_scale.data.ade20k.ade20k_sem_seg_dicts`,
     what the file-based configs use."""
-    from mona_scale.data.ade20k import ade20k_sem_seg_dicts
-
-    from detectron2.data.datasets.builtin_meta import ADE20K_SEM_SEG_CATEGORIES
     root = os.path.abspath(root)
     dicts = ade20k_sem_seg_dicts(root, split)
     return Source(name or f"ade20k_{split}", "sem_seg", list(ADE20K_SEM_SEG_CATEGORIES), dicts,
@@ -100,9 +100,8 @@ def imagefolder_source(root: str, name: str | None = None,
     """An ImageFolder tree ``<root>/<class>/**/<image>`` read by
     :func:`mona_scale.data.cls_readers.image_folder_dicts` (what the file-based configs
     use): classes are the sorted directory names unless given, labels their indices."""
-    from mona_scale.data.cls_readers import image_folder_dicts
     root = os.path.abspath(root)
-    dicts = image_folder_dicts(root, classes, check_images=False)  # the writer checks
+    dicts = cls_readers.image_folder_dicts(root, classes, check_images=False)  # the writer checks
     classes = list(classes or sorted(e.name for e in os.scandir(root) if e.is_dir()))
     return _classification(name or os.path.basename(root), classes, dicts,
                            {"type": "imagefolder", "root": root}, root)
@@ -127,12 +126,11 @@ def splitfile_source(split_file: str, root: str | None = None,
     Returns:
         The source.
     """
-    from mona_scale.data.cls_readers import split_file_dicts
     split_file = os.path.abspath(split_file)
     root = os.path.abspath(root or os.path.dirname(split_file))
     options = dict(num_classes=num_classes, multi_label=multi_label, path_format=path_format,
                    label_offset=label_offset, ignore_extra_columns=ignore_extra_columns)
-    dicts = split_file_dicts(split_file, root, check_images=False, **options)
+    dicts = cls_readers.split_file_dicts(split_file, root, check_images=False, **options)
     if classes is None:  # multi-label files need num_classes (split_file_dicts checks)
         count = num_classes or 1 + max(d["label"] for d in dicts)
         classes = [str(i) for i in range(count)]
@@ -145,9 +143,8 @@ def flowers102_source(root: str, split: str = "trainval", name: str | None = Non
     """Oxford Flowers-102 as distributed (``<root>/jpg/``, ``imagelabels.mat``,
     ``setid.mat``; ``split`` is ``train``, ``val``, ``trainval`` or ``test``) read by
     :func:`mona_scale.data.cls_readers.flowers102_dicts` (what the file-based configs use)."""
-    from mona_scale.data.cls_readers import flowers102_dicts
     root = os.path.abspath(root)
-    dicts = flowers102_dicts(root, split, check_images=False)  # the writer checks
+    dicts = cls_readers.flowers102_dicts(root, split, check_images=False)  # the writer checks
     return _classification(name or f"flowers102_{split}", [str(i) for i in range(102)], dicts,
                            {"type": "flowers102", "root": root, "split": split}, root)
 
@@ -157,10 +154,7 @@ def voc_cls_source(dataset: str = "voc_2007_trainval", multi_label: bool = False
     """Pascal VOC image classification from a registered VOC detection set, labelled by
     :func:`mona_scale.data.cls_readers.voc_classification_dicts` (largest object, or
     multi-hot over every object with ``multi_label``)."""
-    from mona_scale.data.cls_readers import voc_classification_dicts
-
-    from detectron2.data.datasets.pascal_voc import CLASS_NAMES
-    dicts = voc_classification_dicts(dataset, multi_label)
+    dicts = cls_readers.voc_classification_dicts(dataset, multi_label)
     root = MetadataCatalog.get(dataset).get("dirname", "")
     return _classification(name or f"{dataset}_cls", list(CLASS_NAMES), dicts,
                            {"type": "voc_cls", "dataset": dataset, "multi_label": multi_label},
@@ -179,19 +173,16 @@ def catalog_source(dataset: str) -> Source:
             else "classification" if "label" in first else "instances")
     classes = list(meta.get("thing_classes", None) or meta.get("stuff_classes", None)
                    or meta.get("classes", None) or [])
-    metadata = {"evaluator_type": meta.get("evaluator_type", "")}
-    if meta.get("thing_dataset_id_to_contiguous_id", None):
+    metadata = {"evaluator_type": meta.get("evaluator_type", ""),
+                **{k: meta.get(k) for k in ("ignore_label", "dirname", "split", "year")
+                   if meta.get(k) is not None}}
+    if meta.get("thing_dataset_id_to_contiguous_id"):
         metadata["thing_dataset_id_to_contiguous_id"] = {
             str(k): v for k, v in meta.thing_dataset_id_to_contiguous_id.items()}
-    for key in ("ignore_label", "dirname", "split", "year"):
-        if meta.get(key, None) is not None:
-            metadata[key] = meta.get(key)
-    root = meta.get("image_root", None) or ""
     return Source(dataset, task, classes, dicts, {"type": "catalog", "dataset": dataset},
-                  metadata, root)
+                  metadata, meta.get("image_root") or "")
 
 
 SOURCES = {"coco": coco_source, "voc": voc_source, "ade20k": ade20k_source,
            "imagefolder": imagefolder_source, "splitfile": splitfile_source,
-           "flowers102": flowers102_source,
-           "voc-cls": voc_cls_source, "catalog": catalog_source}
+           "flowers102": flowers102_source, "voc-cls": voc_cls_source, "catalog": catalog_source}
