@@ -122,8 +122,10 @@ def _make(name: str, root: str, split: str, num_images: int, size: int,
     dicts = [{"file_name": str(folder / sub[i % len(sub)] / f"{i:06d}.png"), "image_id": i,
               "height": size, "width": size} for i in range(num_images)]
     for i, d in enumerate(dicts):
-        d.update({"label": i % 3} if name == "shapes_cls" else {} if name == "shapes_instances"
-                 else {"sem_seg_file_name": str(folder / "labels" / f"{i:06d}.png")})
+        if name == "shapes_cls":
+            d["label"] = i % 3
+        if name == "shapes_sem":
+            d["sem_seg_file_name"] = str(folder / "labels" / f"{i:06d}.png")
     marker = base / f"{split}.done.json"
     params = {"generator": name, "version": GENERATOR_VERSION, "split": split,
               "num_images": num_images, "image_size": size, "seed": seed}
@@ -159,7 +161,7 @@ def _make(name: str, root: str, split: str, num_images: int, size: int,
     if name == "shapes_cls":
         with atomic_write(base / f"{split}.txt") as f:
             f.writelines(f"{Path(d['file_name']).relative_to(base)} {d['label']}\n" for d in dicts)
-    written = {Path(d.get(k, "")) for d in dicts for k in ("file_name", "sem_seg_file_name")}
+    written = {Path(d[k]) for d in dicts for k in ("file_name", "sem_seg_file_name") if k in d}
     for stale in set(folder.rglob("*.png")) - written:  # from a larger generation
         stale.unlink(missing_ok=True)
     with atomic_write(marker) as f:
