@@ -36,27 +36,11 @@ MANIFEST = "manifest.json"
 SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$")
 
 
-def check_shard_name(name, where: str = "manifest") -> str:
-    """``name`` if it is a plain shard file name (:data:`SHARD_NAME`), else ``ValueError``
-    naming it: a manifest must not smuggle a shell command or another path in.
-
-    Args:
-        name: a shard name from a manifest.
-        where: the manifest, for the message.
-
-    Returns:
-        ``name``.
-    """
-    if not isinstance(name, str) or not SHARD_NAME.match(name) or ".." in name:
-        raise ValueError(f"{redact(where)}: shard name {name!r} is not a plain file name "
-                         f"(letters, digits, '.', '_', '-', '+'; no '..'): refusing to build a "
-                         f"path or pipe: command from it")
-    return name
-
-
 def shard_url(template: str, name: str, where: str = "manifest") -> str:
-    """A shard's URL from ``url_template`` (``{name}`` is its file name): the name is
-    checked (:func:`check_shard_name`) and, in a ``pipe:`` command, shell-quoted.
+    """A shard's URL from ``url_template`` (``{name}`` is its file name). ``name`` must be a
+    plain file name (:data:`SHARD_NAME`, no ``..``), else ``ValueError`` naming it: a
+    manifest must not smuggle a shell command or another path in; in a ``pipe:`` command
+    it is shell-quoted as well.
 
     Args:
         template: e.g. ``pipe:aws s3 cp s3://bucket/coco/{name} -``.
@@ -66,10 +50,12 @@ def shard_url(template: str, name: str, where: str = "manifest") -> str:
     Returns:
         The URL.
     """
-    name = check_shard_name(name, where)
-    if template.startswith("pipe:"):
-        return template.replace("{name}", shlex.quote(name))
-    return template.replace("{name}", name)
+    if not isinstance(name, str) or not SHARD_NAME.match(name) or ".." in name:
+        raise ValueError(f"{redact(where)}: shard name {name!r} is not a plain file name "
+                         f"(letters, digits, '.', '_', '-', '+'; no '..'): refusing to build a "
+                         f"path or pipe: command from it")
+    return template.replace("{name}", shlex.quote(name) if template.startswith("pipe:")
+                            else name)
 
 
 def _local(url: str) -> str | None:

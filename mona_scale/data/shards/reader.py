@@ -9,6 +9,7 @@ workers that divides its stream count. docs/streaming.md describes the design.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import random
 from collections.abc import Iterator
 
@@ -165,32 +166,28 @@ class ShardStream(IterableDataset):
     def _worker_batches(self, worker: int):
         """The DataLoader takes batches from its workers round-robin, so worker ``w``
         serves this rank's batches ``start + w + k * W``, each from stream ``i % V``."""
-        streams, index = {}, self.start + worker
-        while True:
-            stream = index % self.streams
-            if stream not in streams:
-                drawn = (self.start - stream + self.streams - 1) // self.streams
-                streams[stream] = self._training(stream, drawn)
-            yield next(streams[stream])
-            index += self.workers
+        first, step = self.start + worker, self.workers
+        streams = {s: self._training(s, (self.start - s + self.streams - 1) // self.streams)
+                   for s in {(first + k * step) % self.streams for k in range(self.streams)}}
+        for index in itertools.count(first, step):
+            yield next(streams[index % self.streams])
 
     def _training(self, stream: int, drawn: int):
         shards = self.stream_shards(self.rank, stream)
         counts = CorruptCounts(self.corrupt_budget, f"training stream (rank {self.rank}, stream "
-                                            f"{stream})")
-        restart, skip = divmod(drawn, self.segment_batches)
-        while True:
+                                                    f"{stream})")
+        first, skip = divmod(drawn, self.segment_batches)
+        for restart in itertools.count(first):
             ids = (self.seed, self.rank, stream, restart)
             batches = self._raw_batches(ids, shards, counts)
-            for index in range(self.segment_batches):
-                raw = next(batches)
+            for index, raw in enumerate(itertools.islice(batches, self.segment_batches)):
                 if index < skip:
                     continue  # resume: read, but neither decode nor map
                 batch = [m for j, s in enumerate(raw)
                          if (m := self._map(s, derive_seed(*ids, index, j), counts)) is not None]
                 yield batch, counts.delta()
             batches.close()
-            restart, skip = restart + 1, 0
+            skip = 0
 
     def _samples(self, seed: int, shards: list[ShardInfo],
                  counts: CorruptCounts) -> Iterator[RawSample]:
