@@ -31,27 +31,23 @@ from .writer import sha256_file, write_shards
 
 _PATH = os.path.abspath
 #: a source function's parameter -> its flag, help and type (None: a switch); each layout
-#: gets the options of its function's parameters, required where they have no default
+#: gets the options of its function's parameters, required where they have no default, and
+#: the function's docstring as its description
 _OPTIONS = {
     "json_file": ("--json", "COCO instances JSON", _PATH),
     "image_root": ("--images", "image directory", _PATH),
     "dirname": ("--dirname", "VOC2007 / VOC2012 directory", _PATH),
-    "root": ("--root", "ADEChallengeData2016, flowers102 (jpg/, imagelabels.mat, setid.mat) or "
-             "<root>/<class>/<image> directory; splitfile: image paths are relative to it "
-             "(default: the split file's directory)", _PATH),
-    "split": ("--split", "voc: ImageSets/Main split (train, val, trainval, test); ade20k: "
-              "training or validation; flowers102: train, val, trainval or test", str),
+    "root": ("--root", "the dataset's directory (see above)", _PATH),
+    "split": ("--split", "the split (see above)", str),
     "split_file": ("--split-file", "lines '<path> <label>'", _PATH),
-    "dataset": ("--dataset", "a detectron2-registered dataset name (voc-cls: a VOC detection "
-                "set, e.g. voc_2007_trainval; catalog: also the synthetic sets)", str),
+    "dataset": ("--dataset", "a detectron2-registered dataset name (see above)", str),
     "classes": ("--classes", "class names, comma separated", lambda text: text.split(",")),
     "num_classes": ("--num-classes", "number of classes (multi-label files)", int),
     "path_format": ("--path-format", "first column -> path, e.g. 'images/{}.jpg'", str),
     "label_offset": ("--label-offset", "added to every label", int),
     "ignore_extra_columns": ("--ignore-extra-columns", "ignore columns after the label", None),
     "multi_label": ("--multi-label", "several labels per image (multi-hot)", None),
-    "drop_difficult": ("--drop-difficult", "leave objects marked difficult out (training "
-                       "sets, as configs/common/data/voc.py trains)", None),
+    "drop_difficult": ("--drop-difficult", "leave objects marked difficult out", None),
 }
 
 
@@ -60,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     for layout, source in SOURCES.items():
-        command = commands.add_parser(layout, help=f"write {layout} shards")
+        command = commands.add_parser(layout, help=f"write {layout} shards",
+                                      description=inspect.getdoc(source))
         for param in inspect.signature(source).parameters.values():
             if param.name in _OPTIONS:
                 flag, text, kind = _OPTIONS[param.name]

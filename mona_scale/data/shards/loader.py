@@ -26,10 +26,6 @@ from .reader import ShardStream, read_shard
 logger = logging.getLogger("mona_scale.data.shards")
 
 
-def _identity(batch):
-    return batch
-
-
 def shard_dicts(shards: ShardSet, budget: float = 0.001) -> list[dict]:
     """Every sample's dataset dict, in shard order, for evaluators that need the dicts.
 
@@ -170,7 +166,7 @@ class StreamingLoader:
         self._started = True
         self.stream.start = self.position if self.stream.training else 0
         loader = DataLoader(self.stream, batch_size=None, num_workers=self.stream.num_workers,
-                            collate_fn=_identity, persistent_workers=False,
+                            collate_fn=tuple, persistent_workers=False,  # as yielded
                             pin_memory=torch.cuda.is_available(),
                             generator=torch.Generator())  # leave the global RNG alone
         for batch, delta in loader:

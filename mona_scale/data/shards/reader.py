@@ -146,11 +146,9 @@ class ShardStream(IterableDataset):
         return self.shards.shards[rank * self.streams + stream::self.world_size * self.streams]
 
     def __iter__(self):
-        info = get_worker_info()
-        worker = info.id if info is not None else 0
-        if not self.training:
-            return self._evaluation(self.stream_shards(self.rank, worker))
-        return self._worker_batches(worker)
+        worker = getattr(get_worker_info(), "id", 0)  # 0 in the main process
+        return (self._worker_batches(worker) if self.training
+                else self._evaluation(self.stream_shards(self.rank, worker)))
 
     # ------------------------------------------------------------------ evaluation
     def _evaluation(self, shards: list[ShardInfo]):
