@@ -14,16 +14,11 @@ that differ between the train and test sets or from the model's ``num_classes``.
 Exit status: 0 when no problem was found, 1 when some were, 2 for a usage error (e.g. a
 streaming config: its shards are checked by ``mona-shards verify``).
 """
-from .cli import main, run_checks
-from .diagnose import diagnose_coco_json, diagnose_voc
-from .files import check_files, check_record_files, unpaired_files
-from .labels import check_labels, class_counts, compare_splits
-from .nodes import is_stream_config, model_num_classes
+from .cli import main, problem_table
+from .files import check_record_files
+from .labels import check_labels, compare_splits
 from .problems import Problem, SplitData
-from .report import class_table, problem_table, summary_table
-from .resolve import resolve_split
+from .resolve import is_stream_config, model_num_classes
 
-__all__ = ["Problem", "SplitData", "resolve_split", "check_labels", "check_files",
-           "check_record_files", "unpaired_files", "compare_splits", "class_counts",
-           "diagnose_coco_json", "diagnose_voc", "is_stream_config", "model_num_classes",
-           "class_table", "summary_table", "problem_table", "run_checks", "main"]
+__all__ = ["Problem", "SplitData", "check_labels", "check_record_files", "compare_splits",
+           "is_stream_config", "model_num_classes", "problem_table", "main"]

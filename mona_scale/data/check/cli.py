@@ -1,5 +1,5 @@
 """The command line ``python -m mona_scale.data.check``: arguments, the checks run on the
-requested splits, the exit status (see the package docstring)."""
+requested splits, the tables printed, the exit status (see the package docstring)."""
 from __future__ import annotations
 
 import argparse
@@ -7,15 +7,23 @@ import logging
 import os
 import sys
 from collections import Counter
+from collections.abc import Sequence
+
+from mona_scale.engine.config import load_config
+
+from tabulate import tabulate
 
 from .files import check_files, unpaired_files
-from .labels import _model_problem, check_labels, class_counts, compare_splits
-from .nodes import is_stream_config, model_num_classes
+from .labels import check_labels, class_counts, compare_model, compare_splits
 from .problems import SPLITS, Problem, SplitData
-from .report import class_table, problem_table, summary_table
-from .resolve import resolve_split
+from .resolve import is_stream_config, model_num_classes, resolve_split
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+STREAM_MESSAGE = (
+    "{config} reads webdataset shards: check them with `mona-shards verify <shard directory>` "
+    "(every shard's sha256 and sample count; samples were validated when written), or run "
+    "this check on the file-based config (the same name without _stream) before writing "
+    "the shards.")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,44 +45,71 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_split(cfg, split: str, args) -> tuple[SplitData | None, list[Problem],
-                                                 tuple[Counter, Counter]]:
-    data, problems = resolve_split(cfg, split)
-    if data is None:
-        return None, problems, (Counter(), Counter())
-    if not data.classes:
-        data.classes = [str(k) for k in range(model_num_classes(cfg.model))]
-    problems += check_labels(data)
-    mask_stats = None
-    if not args.skip_files:
-        found, mask_stats = check_files(data, args.workers)
-        problems += found + unpaired_files(data)
-    problems += _model_problem(data, model_num_classes(cfg.model), args.config_file)
-    return data, problems, class_counts(data, mask_stats)
+def _class_table(splits: dict[str, SplitData], counts: dict[str, tuple[Counter, Counter]]
+                 ) -> str:
+    """One row per class index (also those out of range), images and annotations per split."""
+    unit = {"sem_seg": "pixels", "detection": "annotations"}.get(
+        next(iter(splits.values())).task, "labels")
+    classes = max((s.classes for s in splits.values()), key=len)
+    indices = set(range(len(classes))).union(*(set(c[0]) | set(c[1]) for c in counts.values()))
+    rows = [[k, classes[k] if 0 <= k < len(classes) else "(out of range)"]
+            + [counter[k] for name in splits for counter in counts[name]]
+            for k in sorted(indices)]
+    headers = ["id", "class"] + [f"{name} {what}" for name in splits for what in ("images", unit)]
+    return tabulate(rows, headers=headers, tablefmt="pipe")
 
 
-def run_checks(cfg, args) -> list[Problem]:
-    """Resolve and check the requested splits, print the tables, return the problems.
+def _summary_table(splits: dict[str, SplitData], counts: dict[str, tuple[Counter, Counter]]
+                   ) -> str:
+    """One row per split: task, images checked, annotations, empty images."""
+    rows = [[name, ", ".join(data.names) or data.source, data.task, len(data.records),
+             sum(counts[name][1].values()), len(data.classes), data.empty, data.skipped_empty]
+            for name, data in splits.items()]
+    return tabulate(rows, headers=["split", "dataset", "task", "images",
+                                   "annotations (sem_seg: pixels)", "classes",
+                                   "without annotations", "skipped (no annotations)"],
+                    tablefmt="pipe")
+
+
+def problem_table(problems: Sequence[Problem], max_rows: int = 50) -> str:
+    """The problems as a table, the first ``max_rows`` of them, then a count of the rest.
 
     Args:
-        cfg: the loaded config.
-        args: parsed command-line arguments (``splits``, ``workers``, ``max_rows``, ...).
+        problems: all problems found.
+        max_rows: rows printed (0: all).
 
     Returns:
-        Every problem found.
+        The table text, with a per-kind count.
     """
+    shown = problems if max_rows <= 0 else problems[:max_rows]
+    text = tabulate([[p.split, p.kind, p.path, p.detail] for p in shown],
+                    headers=["split", "problem", "path", "detail"], tablefmt="pipe")
+    if len(shown) < len(problems):
+        text += f"\n... and {len(problems) - len(shown)} more (--max-rows 0 prints all)"
+    kinds = Counter((p.split, p.kind) for p in problems)
+    return text + "\n" + ", ".join(f"{n} {kind} ({split})" for (split, kind), n in kinds.items())
+
+
+def _run_checks(cfg, args) -> list[Problem]:
+    """Resolve and check the requested splits, print the tables, return every problem."""
+    num_classes = model_num_classes(cfg.model)
     splits, counts, problems = {}, {}, []
     for split in args.splits:
-        data, found, counts[split] = _check_split(cfg, split, args)
+        data, found = resolve_split(cfg, split)
         problems += found
-        if data is not None:
-            splits[split] = data
+        if data is None:
+            continue
+        data.classes = data.classes or [str(k) for k in range(num_classes)]
+        problems += check_labels(data)
+        files, mask_stats = ([], None) if args.skip_files else check_files(data, args.workers)
+        problems += files + ([] if args.skip_files else unpaired_files(data))
+        problems += compare_model(data, num_classes, args.config_file)
+        splits[split], counts[split] = data, class_counts(data, mask_stats)
     if "train" in splits and "test" in splits:
         problems += compare_splits(splits["train"], splits["test"])
-    counts = {name: counts[name] for name in splits}
     if splits:
-        print(f"\nData of {args.config_file}\n\n{summary_table(splits, counts)}\n")
-        print(f"Per class\n\n{class_table(splits, counts)}\n")
+        print(f"\nData of {args.config_file}\n\n{_summary_table(splits, counts)}\n")
+        print(f"Per class\n\n{_class_table(splits, counts)}\n")
     for data in splits.values():
         if data.skipped_empty:
             print(f"{data.split}: {data.skipped_empty} images without annotations are "
@@ -86,15 +121,8 @@ def run_checks(cfg, args) -> list[Problem]:
     return problems
 
 
-STREAM_MESSAGE = (
-    "{config} reads webdataset shards: check them with `mona-shards verify <shard directory>` "
-    "(every shard's sha256 and sample count; samples were validated when written), or run "
-    "this check on the file-based config (the same name without _stream) before writing "
-    "the shards.")
-
-
 def main(argv: list[str] | None = None) -> int:
-    """The command line: check a config's data; see the module docstring.
+    """The command line: check a config's data; see the package docstring.
 
     Args:
         argv: arguments (default ``sys.argv[1:]``).
@@ -105,9 +133,6 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("detectron2").setLevel(logging.WARNING)  # its class histogram: below
-    import mona_scale  # noqa: F401  (detectron2 compatibility shims)
-    from mona_scale.engine.config import load_config
-
     try:
         cfg = load_config(args.config_file, args.opts)
     except (FileNotFoundError, KeyError, ValueError) as e:
@@ -116,4 +141,4 @@ def main(argv: list[str] | None = None) -> int:
     if is_stream_config(cfg):
         print(STREAM_MESSAGE.format(config=args.config_file), file=sys.stderr)
         return EXIT_USAGE
-    return EXIT_PROBLEMS if run_checks(cfg, args) else EXIT_OK
+    return EXIT_PROBLEMS if _run_checks(cfg, args) else EXIT_OK

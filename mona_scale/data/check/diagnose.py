@@ -9,34 +9,14 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
+from detectron2.data import MetadataCatalog
+
 from .problems import Problem
 
 logger = logging.getLogger(__name__)
 
-
-def _load_problems(split: str, error: Exception, source: str, names: Sequence[str]
-                   ) -> list[Problem]:
-    """Problems explaining why a split could not be read: precise ones from the raw files
-    where a diagnosis exists (COCO json, VOC xml), else the reader's error itself."""
-    message = f"{type(error).__name__}: {error}".replace("\n", " ")
-    if isinstance(error, AssertionError) and "cannot be set to a different value" in message:
-        found = [p for name in names for p in _registered_classes_mismatch(split, name)]
-        return found or [Problem(split, "category mismatch", source, message[:500])]
-    found = []
-    for name in names:
-        found += _diagnose(split, name)
-    return found or [Problem(split, _kind_of(message), _file_in(message, source),
-                             message[:500])]
-
-
-def _file_in(message: str, default: str) -> str:
-    """The first existing file a reader's error message names (quoted, or before a
-    ``:<line>``), else ``default``."""
-    candidates = re.findall(r"'([^'\n]+)'", message) + re.findall(r"(\S+?):\d+:", message)
-    return next((c for c in candidates if os.path.isfile(c)), default)
-
-
-_MESSAGE_KINDS = (("outside [", "label out of range"), ("out of range", "label out of range"),
+_MESSAGE_KINDS = (("cannot be set to a different value", "category mismatch"),
+                  ("outside [", "label out of range"), ("out of range", "label out of range"),
                   ("must lie in", "label out of range"),
                   ("expected '<path> <label>'", "empty label"),
                   ("does not exist", "missing file"), ("No such file", "missing file"),
@@ -44,74 +24,68 @@ _MESSAGE_KINDS = (("outside [", "label out of range"), ("out of range", "label o
                   ("cannot identify image", "undecodable image"))
 
 
-def _kind_of(message: str) -> str:
-    """The problem kind a reader's error message describes (``unreadable dataset`` when it
-    says nothing recognisable)."""
-    return next((kind for text, kind in _MESSAGE_KINDS if text in message),
-                "unreadable dataset")
+def load_problems(split: str, error: Exception, source: str, names: Sequence[str]
+                  ) -> list[Problem]:
+    """Problems explaining why a split could not be read.
+
+    Args:
+        split: for the problems.
+        error: what the split's reader raised.
+        source: the file the split is read from (the path when nothing more precise is known).
+        names: the registered detectron2 dataset names the split reads.
+
+    Returns:
+        Precise problems from the raw files where a diagnosis exists (COCO json, VOC xml),
+        else one problem classifying the reader's error, its path the first existing file
+        the message names (quoted, or before a ``:<line>``).
+    """
+    found = [p for name in names for p in _diagnose(split, name)]
+    if found:
+        return found
+    message = f"{type(error).__name__}: {error}".replace("\n", " ")
+    kind = next((k for text, k in _MESSAGE_KINDS if text in message), "unreadable dataset")
+    files = re.findall(r"'([^'\n]+)'", message) + re.findall(r"(\S+?):\d+:", message)
+    path = next((f for f in files if os.path.isfile(f)), source)
+    return [Problem(split, kind, path, message[:500])]
 
 
-def _short(names: Sequence[str], count: int = 5) -> str:
+def _short(names: Sequence, count: int = 5) -> str:
     shown = ", ".join(map(str, names[:count]))
     return f"{shown}, ... ({len(names)})" if len(names) > count else f"{shown} ({len(names)})"
 
 
-def _registered_classes_mismatch(split: str, name: str) -> list[Problem]:
-    """A COCO json whose categories differ from the classes its dataset name is registered
-    with (detectron2 refuses to load it)."""
-    from detectron2.data import MetadataCatalog
-
-    meta = MetadataCatalog.get(name)
-    json_file = meta.get("json_file", None)
-    if not json_file or not os.path.isfile(json_file):
-        return []
-    with open(json_file) as f:
-        categories = sorted(json.load(f).get("categories", []), key=lambda c: c["id"])
-    in_file = [c["name"] for c in categories]
-    registered = list(meta.get("thing_classes", []))
-    if in_file == registered:
-        return []
-    return [Problem(split, "category mismatch", json_file,
-                    f"its categories [{_short(in_file)}] differ from the classes "
-                    f"{name!r} is registered with [{_short(registered)}]")]
-
-
 def _diagnose(split: str, name: str) -> list[Problem]:
-    from detectron2.data import MetadataCatalog
-
     meta = MetadataCatalog.get(name)
     try:
         if meta.get("json_file", None) and os.path.isfile(meta.json_file):
-            return diagnose_coco_json(split, meta.json_file, meta.get("image_root", ""))
+            return _coco_json(split, name, meta.json_file, meta.get("image_root", ""),
+                              meta.get("thing_classes", None))
         if meta.get("dirname", None) and meta.get("split", None):
-            return diagnose_voc(split, meta.dirname, meta.split, meta.get("thing_classes", []))
+            return _voc(split, meta.dirname, meta.split, meta.get("thing_classes", []))
     except Exception as e:  # the diagnosis itself failed: the generic problem stands
         logger.warning("could not diagnose %s: %s", name, e)
     return []
 
 
-def diagnose_coco_json(split: str, json_file: str, image_root: str) -> list[Problem]:
-    """Annotations of a COCO json that detectron2's reader refuses: an unknown category id
-    or image id, or an empty box.
-
-    Args:
-        split: for the problems.
-        json_file: the COCO annotation file.
-        image_root: the image directory (for the paths in the problems).
-
-    Returns:
-        One problem per bad annotation (path: its image, or the json file).
-    """
+def _coco_json(split: str, name: str, json_file: str, image_root: str,
+               registered: Sequence[str] | None) -> list[Problem]:
+    """What detectron2's reader refuses in a COCO json: categories that differ from the
+    classes ``name`` is registered with, an unknown category or image id, an empty box."""
     with open(json_file) as f:
         data = json.load(f)
-    categories = {c["id"] for c in data.get("categories", [])}
-    ids = sorted(categories)
-    images = {i["id"]: os.path.join(image_root, i["file_name"]) for i in data.get("images", [])}
+    in_file = [c["name"] for c in sorted(data.get("categories", []), key=lambda c: c["id"])]
     problems = []
+    if registered and in_file != list(registered):
+        problems.append(Problem(split, "category mismatch", json_file,
+                                f"its categories [{_short(in_file)}] differ from the classes "
+                                f"{name!r} is registered with [{_short(registered)}]"))
+    ids = sorted(c["id"] for c in data.get("categories", []))
+    known = set(ids)
+    images = {i["id"]: os.path.join(image_root, i["file_name"]) for i in data.get("images", [])}
     for ann in data.get("annotations", []):
         path = images.get(ann.get("image_id"), json_file)
         where = f"annotation {ann.get('id')} in {json_file}"
-        if ann.get("category_id") not in categories:
+        if ann.get("category_id") not in known:
             problems.append(Problem(split, "label out of range", path,
                                     f"{where}: category_id {ann.get('category_id')} is not "
                                     f"among the ids of its categories [{_short(ids)}]"))
@@ -123,48 +97,32 @@ def diagnose_coco_json(split: str, json_file: str, image_root: str) -> list[Prob
     return problems
 
 
-def diagnose_voc(split: str, dirname: str, image_set: str, classes: Sequence[str]
-                 ) -> list[Problem]:
-    """VOC annotation files that detectron2's reader refuses: missing or malformed XML, an
-    object class not among ``classes``, a box that is not numbers.
-
-    Args:
-        split: for the problems.
-        dirname: the ``VOC20xx`` directory.
-        image_set: the ``ImageSets/Main/<image_set>.txt`` list.
-        classes: the class names.
-
-    Returns:
-        One problem per bad file or object.
-    """
+def _voc(split: str, dirname: str, image_set: str, classes: Sequence[str]) -> list[Problem]:
+    """What detectron2's reader refuses in a VOC set: a missing image list, missing or
+    malformed XML, an object class not among ``classes``, a box that is not numbers."""
     list_file = os.path.join(dirname, "ImageSets", "Main", f"{image_set}.txt")
     if not os.path.isfile(list_file):
         return [Problem(split, "missing file", list_file, "the image set list does not exist")]
     with open(list_file) as f:
         ids = [line.split()[0] for line in f if line.strip()]
     problems = []
-    for image_id in ids:
-        problems += _voc_xml_problems(split, os.path.join(dirname, "Annotations",
-                                                          f"{image_id}.xml"), classes)
-    return problems
-
-
-def _voc_xml_problems(split: str, path: str, classes: Sequence[str]) -> list[Problem]:
-    if not os.path.isfile(path):
-        return [Problem(split, "missing file", path, "annotation file does not exist")]
-    try:
-        objects = ET.parse(path).findall("object")
-    except ET.ParseError as e:
-        return [Problem(split, "undecodable annotation", path, str(e))]
-    problems = []
-    for k, obj in enumerate(objects):
-        name = obj.findtext("name")
-        if name not in classes:
-            problems.append(Problem(split, "label out of range", path,
-                                    f"object {k}: class {name!r} is not a VOC class"))
+    for path in (os.path.join(dirname, "Annotations", f"{i}.xml") for i in ids):
+        if not os.path.isfile(path):
+            problems.append(Problem(split, "missing file", path,
+                                    "annotation file does not exist"))
+            continue
         try:
-            [float(obj.find("bndbox").findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax")]
-        except (AttributeError, TypeError, ValueError):
-            problems.append(Problem(split, "invalid annotation", path,
-                                    f"object {k}: bndbox is not four numbers"))
+            objects = ET.parse(path).findall("object")
+        except ET.ParseError as e:
+            problems.append(Problem(split, "undecodable annotation", path, str(e)))
+            continue
+        for k, obj in enumerate(objects):
+            if obj.findtext("name") not in classes:
+                problems.append(Problem(split, "label out of range", path, f"object {k}: class "
+                                        f"{obj.findtext('name')!r} is not a VOC class"))
+            try:
+                [float(obj.find("bndbox").findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax")]
+            except (AttributeError, TypeError, ValueError):
+                problems.append(Problem(split, "invalid annotation", path,
+                                        f"object {k}: bndbox is not four numbers"))
     return problems

@@ -1,105 +1,44 @@
-"""File checks: every image (full decode) and semantic mask of a split opened, in a process
-pool, and images and masks without a partner."""
+"""File checks: every image (full decode) and semantic mask of a split opened as training
+reads them, in a process pool, and images and masks without a partner."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
-from PIL import Image
+from detectron2.data import MetadataCatalog
+from detectron2.data import detection_utils as utils
+from detectron2.utils.file_io import PathManager
 from tqdm import tqdm
 
 from .problems import DEFAULT_IGNORE_LABEL, Problem, SplitData
 
-logger = logging.getLogger(__name__)
-
-_EXIF_ORIENTATION = 0x0112
-_ROTATED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+_PLAIN_SCHEMES = ("file", "http", "https", "s3", "gs")  # others convert: show the file
 
 
-def _expected_size(record: dict) -> tuple[int, int] | None:
-    if "width" in record and "height" in record:
-        return int(record["width"]), int(record["height"])
-    return None
-
-
-def _exists(path: str) -> bool:
-    from detectron2.utils.file_io import PathManager
-
-    return bool(path) and PathManager.isfile(path)
-
-
-def _display_path(path: str) -> str:
-    """The file behind a path read through a converting ``PathManager`` handler (e.g.
-    ``reduce-zero-label://<file>``, ADE20K's raw labels), else the path itself."""
-    scheme, sep, rest = path.partition("://")
-    return rest if sep and scheme not in ("file", "http", "https", "s3", "gs") else path
-
-
-def _decode_image(path: str) -> tuple[int, int]:
-    """Fully decode an image as training reads it (through detectron2's ``PathManager``,
-    EXIF orientation applied); return its (width, height)."""
-    from detectron2.utils.file_io import PathManager
-
-    with PathManager.open(path, "rb") as f, Image.open(f) as image:
-        image.load()
-        width, height = image.size
-        orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
-    return (height, width) if orientation in _ROTATED else (width, height)
-
-
-def _decode_mask(path: str) -> np.ndarray:
-    """A semantic mask as detectron2's ``DatasetMapper`` reads it (mode ``L``, through
-    ``PathManager``, so converting handlers such as ADE20K's ``reduce-zero-label://``
-    apply)."""
-    from detectron2.data import detection_utils as utils
-
-    return utils.read_image(path, "L").squeeze(2)
-
-
-def _decode_or_problem(name: str, decode, what: str, path: str, suffix: str = ""
-                       ) -> tuple[object, tuple[str, str, str] | None]:
-    """``(decode(name), None)``, or ``(None, problem)`` when the file is missing or does not
+def _opened(name: str, what: str, read: Callable, path: str, note: str = ""
+            ) -> tuple[np.ndarray | None, list[tuple[str, str, str]]]:
+    """``(read(name), [])``, or ``(None, [problem])`` when the file is missing or does not
     decode (``what``: ``image`` / ``semantic mask``; ``path``: the name shown)."""
-    if not _exists(name):
-        return None, ("missing file", path, f"{what} does not exist")
+    if not (name and PathManager.isfile(name)):
+        return None, [("missing file", path, f"{what} does not exist")]
     try:
-        return decode(name), None
+        return read(name), []
     except Exception as e:  # PIL raises many types for broken files
-        kind = "undecodable " + what.split()[-1]
-        return None, (kind, path, f"{type(e).__name__}: {e}{suffix}")
-
-
-def _mask_problems(record: dict, size: tuple[int, int] | None, num_classes: int,
-                   ignore_label: int) -> tuple[list[tuple[str, str, str]], np.ndarray | None]:
-    name = record["sem_seg_file_name"]
-    path = _display_path(name)
-    read_as = f" (read as {name.partition('://')[0]}://)" if path != name else ""
-    mask, problem = _decode_or_problem(name, _decode_mask, "semantic mask", path, read_as)
-    if problem:
-        return [problem], None
-    problems = []
-    if size is not None and (mask.shape[1], mask.shape[0]) != size:
-        problems.append(("size mismatch", path, f"mask is {mask.shape[1]}x{mask.shape[0]}, "
-                                                f"image {size[0]}x{size[1]}"))
-    histogram = np.bincount(mask.ravel(), minlength=256)
-    bad = [v for v in np.flatnonzero(histogram)
-           if v != ignore_label and num_classes and v >= num_classes]
-    if bad:
-        problems.append(("label out of range", path,
-                         f"mask values {[int(v) for v in bad[:10]]}{read_as} outside "
-                         f"[0, {num_classes}) and not the ignore value {ignore_label}"))
-    return problems, histogram
+        return None, [(f"undecodable {what.split()[-1]}", path, f"{type(e).__name__}: {e}{note}")]
 
 
 def check_record_files(record: dict, num_classes: int = 0,
                        ignore_label: int = DEFAULT_IGNORE_LABEL
                        ) -> tuple[list[tuple[str, str, str]], np.ndarray | None]:
-    """Open a record's image (full decode) and, for semantic segmentation, its mask.
+    """Open a record's image and, for semantic segmentation, its mask, with detectron2's
+    ``read_image`` (through ``PathManager``, EXIF orientation applied; the mask in mode ``L``,
+    so converting handlers such as ADE20K's ``reduce-zero-label://`` apply), as training does.
 
     Args:
         record: a dataset dict (``file_name``, optional ``width``/``height``,
@@ -112,31 +51,33 @@ def check_record_files(record: dict, num_classes: int = 0,
         None without a readable mask).
     """
     path = record.get("file_name", "")
-    size, problem = _decode_or_problem(path, _decode_image, "image", path)
-    if problem:
-        return [problem], None
-    problems = []
-    expected = _expected_size(record)
-    if expected is not None and expected != size:
-        problems.append(("size mismatch", path, f"image is {size[0]}x{size[1]} (after EXIF "
-                                                f"orientation), record says "
-                                                f"{expected[0]}x{expected[1]}"))
-    if "sem_seg_file_name" not in record:
+    image, problems = _opened(path, "image", utils.read_image, path)
+    if image is None:
         return problems, None
-    more, histogram = _mask_problems(record, size, num_classes, ignore_label)
-    return problems + more, histogram
-
-
-def _mapped(function: Callable, items: list, workers: int, description: str) -> Iterator:
-    """``map(function, items)`` in order, in a process pool when ``workers > 1``."""
-    progress = dict(total=len(items), desc=description, unit="img", mininterval=2.0,
-                    file=sys.stderr)
-    if workers <= 1 or len(items) < 2:
-        yield from tqdm(map(function, items), **progress)
-        return
-    chunk = max(1, min(64, len(items) // (4 * workers)))
-    with ProcessPoolExecutor(workers) as pool:
-        yield from tqdm(pool.map(function, items, chunksize=chunk), **progress)
+    try:  # detectron2's check (a record without a size is not checked)
+        utils.check_image_size(dict(record), image)
+    except (utils.SizeMismatchError, KeyError) as e:  # KeyError: only one of width/height
+        problems.append(("size mismatch", path, f"{type(e).__name__}: {e}"))
+    name = record.get("sem_seg_file_name")
+    if name is None:
+        return problems, None
+    scheme, sep, rest = name.partition("://")
+    shown, note = ((rest, f" (read as {scheme}://)") if sep and scheme not in _PLAIN_SCHEMES
+                   else (name, ""))
+    mask, found = _opened(name, "semantic mask", lambda n: utils.read_image(n, "L")[..., 0],
+                          shown, note)
+    if mask is None:
+        return problems + found, None
+    if mask.shape != image.shape[:2]:
+        problems.append(("size mismatch", shown, f"mask is {mask.shape[1]}x{mask.shape[0]}, "
+                                                 f"image {image.shape[1]}x{image.shape[0]}"))
+    histogram = np.bincount(mask.ravel(), minlength=256)
+    bad = [int(v) for v in np.flatnonzero(histogram) if num_classes <= v != ignore_label]
+    if num_classes and bad:
+        problems.append(("label out of range", shown,
+                         f"mask values {bad[:10]}{note} outside [0, {num_classes}) and not "
+                         f"the ignore value {ignore_label}"))
+    return problems, histogram
 
 
 def check_files(data: SplitData, workers: int = 1) -> tuple[list[Problem], np.ndarray | None]:
@@ -152,20 +93,20 @@ def check_files(data: SplitData, workers: int = 1) -> tuple[list[Problem], np.nd
     """
     function = functools.partial(check_record_files, num_classes=len(data.classes),
                                  ignore_label=data.ignore_label)
-    logger.info("opening %d %s images%s with %d worker(s)", len(data.records), data.split,
-                " and masks" if data.task == "sem_seg" else "", max(workers, 1))
-    problems, stats = [], None
-    for found, histogram in _mapped(function, data.records, workers, f"{data.split} images"):
-        problems += [Problem(data.split, *p) for p in found]
-        if histogram is not None:
-            stats = np.zeros((2, histogram.size), dtype=np.int64) if stats is None else stats
-            stats += np.stack([histogram, histogram > 0])
-    return problems, stats
-
-
-def _stems(directory: str) -> dict[str, str]:
-    return {os.path.splitext(f)[0]: os.path.join(directory, f)
-            for f in sorted(os.listdir(directory)) if not f.startswith(".")}
+    records = data.records
+    logging.getLogger(__name__).info("opening %d %s images%s with %d worker(s)", len(records),
+                                     data.split, " and masks" if data.task == "sem_seg" else "",
+                                     max(workers, 1))
+    pool = ProcessPoolExecutor(workers) if workers > 1 and len(records) > 1 else None
+    problems, stats = [], np.zeros((2, 256), dtype=np.int64)
+    with pool or contextlib.nullcontext():
+        results = pool.map(function, records, chunksize=max(1, min(64, len(records) // (
+            4 * workers)))) if pool else map(function, records)
+        for found, histogram in tqdm(results, total=len(records), desc=f"{data.split} images",
+                                     unit="img", mininterval=2.0, file=sys.stderr):
+            problems += [Problem(data.split, *p) for p in found]
+            stats += np.stack([histogram, histogram > 0]) if histogram is not None else 0
+    return problems, stats if data.task == "sem_seg" else None
 
 
 def unpaired_files(data: SplitData) -> list[Problem]:
@@ -179,19 +120,16 @@ def unpaired_files(data: SplitData) -> list[Problem]:
     Returns:
         ``missing file`` problems, the path being the file that has no partner.
     """
-    from detectron2.data import MetadataCatalog
-
     problems = []
-    for name in data.names if data.task == "sem_seg" else []:
-        meta = MetadataCatalog.get(name)
+    for meta in map(MetadataCatalog.get, data.names if data.task == "sem_seg" else []):
         roots = meta.get("image_root", None), meta.get("sem_seg_root", None)
         if not all(r and os.path.isdir(r) for r in roots):
             continue
-        images, masks = _stems(roots[0]), _stems(roots[1])
-        problems += [Problem(data.split, "missing file", masks[k],
-                             f"mask without an image {k}.* in {roots[0]}")
-                     for k in sorted(set(masks) - set(images))]
-        problems += [Problem(data.split, "missing file", images[k],
-                             f"image without a mask {k}.* in {roots[1]}")
-                     for k in sorted(set(images) - set(masks))]
+        images, masks = ({os.path.splitext(f)[0]: os.path.join(root, f)
+                          for f in sorted(os.listdir(root)) if not f.startswith(".")}
+                         for root in roots)
+        for files, other, where, without in ((masks, images, roots[0], "mask without an image"),
+                                             (images, masks, roots[1], "image without a mask")):
+            problems += [Problem(data.split, "missing file", files[k], f"{without} {k}.* in "
+                                 f"{where}") for k in sorted(set(files) - set(other))]
     return problems

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from collections import Counter
 
+from mona_scale.data.shards.sample import InvalidSample, validate_record
+
 import numpy as np
 
 from .problems import Problem, SplitData
 
 
-# ----------------------------------------------------------------------- label checks
-def _classification_label_problem(label, num_classes: int) -> tuple[str, str] | None:
+def _label_problem(label, num_classes: int) -> tuple[str, str] | None:
+    """The (kind, detail) of a classification label's problem, None when it is valid."""
     if label is None or (isinstance(label, (list, tuple)) and len(label) == 0):
         return "empty label", "the record has no label"
     if isinstance(label, (list, tuple, np.ndarray)):
@@ -21,9 +23,8 @@ def _classification_label_problem(label, num_classes: int) -> tuple[str, str] | 
                                           f"{num_classes}")
         if not np.isin(values, (0.0, 1.0)).all():
             return "label out of range", f"multi-hot label holds values other than 0/1: {label}"
-        if values.sum() == 0:
-            return "empty label", "multi-hot label with no positive class"
-        return None
+        return ("empty label", "multi-hot label with no positive class") if values.sum() == 0 \
+            else None
     if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
         return "label out of range", f"label {label!r} is not an integer"
     if label < 0 or (num_classes and label >= num_classes):
@@ -31,22 +32,19 @@ def _classification_label_problem(label, num_classes: int) -> tuple[str, str] | 
     return None
 
 
-def _detection_problems(split: str, record: dict, num_classes: int) -> list[Problem]:
-    from mona_scale.data.shards.sample import InvalidSample, validate_record
-
-    path = record.get("file_name", "")
+def _detection_problem(record: dict, num_classes: int) -> tuple[str, str] | None:
+    """The (kind, detail) of a detection record's first problem, None when it is valid."""
     for k, ann in enumerate(record.get("annotations", [])):
         category = ann.get("category_id") if isinstance(ann, dict) else None
         if (not isinstance(category, (int, np.integer)) or category < 0
                 or (num_classes and category >= num_classes)):
-            return [Problem(split, "label out of range", path,
-                            f"annotation {k}: category_id {category!r} outside "
-                            f"[0, {num_classes or 'inf'})")]
-    try:
+            return "label out of range", (f"annotation {k}: category_id {category!r} outside "
+                                          f"[0, {num_classes or 'inf'})")
+    try:  # what mona-shards rejects: boxes, polygons, RLE
         validate_record(record, num_classes or None)
     except InvalidSample as e:
-        return [Problem(split, "invalid annotation", path, str(e))]
-    return []
+        return "invalid annotation", str(e)
+    return None
 
 
 def check_labels(data: SplitData) -> list[Problem]:
@@ -59,21 +57,15 @@ def check_labels(data: SplitData) -> list[Problem]:
         Problems: ``label out of range`` (category id / label / multi-hot length),
         ``empty label`` (classification), ``invalid annotation`` (boxes, polygons, RLE).
     """
-    num_classes = len(data.classes)
-    problems = []
+    num_classes, problems = len(data.classes), []
     for record in data.records:
-        path = record.get("file_name", "")
         if data.task == "classification":
-            found = _classification_label_problem(record.get("label"), num_classes)
-            problems += [Problem(data.split, found[0], path, found[1])] if found else []
-        elif data.task == "detection":
-            problems += _detection_problems(data.split, record, num_classes)
+            found = _label_problem(record.get("label"), num_classes)
+        else:
+            found = _detection_problem(record, num_classes) if data.task == "detection" else None
+        if found:
+            problems.append(Problem(data.split, found[0], record.get("file_name", ""), found[1]))
     return problems
-
-
-# ---------------------------------------------------------------------- cross checks
-def _source_or(data: SplitData, fallback: str) -> str:
-    return data.source or fallback
 
 
 def compare_splits(train: SplitData, test: SplitData) -> list[Problem]:
@@ -86,42 +78,43 @@ def compare_splits(train: SplitData, test: SplitData) -> list[Problem]:
     Returns:
         ``category mismatch`` problems (path: the test set's source).
     """
-    path = _source_or(test, ", ".join(test.names))
+    def problem(detail: str) -> Problem:
+        return Problem("train/test", "category mismatch", test.source or ", ".join(test.names),
+                       detail)
+
     if train.task != test.task:
-        return [Problem("train/test", "category mismatch", path,
-                        f"train is {train.task}, test is {test.task}")]
+        return [problem(f"train is {train.task}, test is {test.task}")]
     problems = []
     if train.classes_from_metadata and test.classes_from_metadata and (
             train.classes != test.classes):
-        problems.append(Problem("train/test", "category mismatch", path,
-                                _first_difference(train.classes, test.classes)))
+        pairs = enumerate(zip(train.classes, test.classes, strict=False))
+        k = next((k for k, (a, b) in pairs if a != b), None)
+        problems.append(problem(
+            f"the train set has {len(train.classes)} classes, the test set {len(test.classes)}"
+            if k is None else f"class {k} is {train.classes[k]!r} in the train set but "
+                              f"{test.classes[k]!r} in the test set"))
     if train.id_map and test.id_map and dict(train.id_map) != dict(test.id_map):
-        problems.append(Problem("train/test", "category mismatch", path,
-                                f"category id -> class index maps differ: train "
+        problems.append(problem(f"category id -> class index maps differ: train "
                                 f"{dict(train.id_map)}, test {dict(test.id_map)}"))
     return problems
 
 
-def _first_difference(train: list[str], test: list[str]) -> str:
-    for k, (a, b) in enumerate(zip(train, test, strict=False)):
-        if a != b:
-            return f"class {k} is {a!r} in the train set but {b!r} in the test set"
-    return f"the train set has {len(train)} classes, the test set {len(test)}"
+def compare_model(data: SplitData, num_classes: int, config_file: str) -> list[Problem]:
+    """A split whose classes (from its metadata) are not as many as the model predicts.
 
+    Args:
+        data: a resolved split.
+        num_classes: the model's (0: unknown, nothing compared).
+        config_file: the config (the problem's path).
 
-def _model_problem(data: SplitData, num_classes: int, config_file: str) -> list[Problem]:
+    Returns:
+        A ``category mismatch`` problem, or none.
+    """
     if not (data.classes_from_metadata and num_classes and len(data.classes) != num_classes):
         return []
     return [Problem(data.split, "category mismatch", config_file,
                     f"the model predicts {num_classes} classes, the {data.split} set "
                     f"({', '.join(data.names)}) has {len(data.classes)}")]
-
-
-# --------------------------------------------------------------------------- counting
-def _label_indices(label) -> list[int]:
-    if isinstance(label, (list, tuple, np.ndarray)):
-        return [int(k) for k in np.flatnonzero(np.asarray(label, dtype=float) > 0)]
-    return [int(label)] if isinstance(label, (int, np.integer)) else []
 
 
 def class_counts(data: SplitData, mask_stats: np.ndarray | None = None
@@ -149,10 +142,13 @@ def class_counts(data: SplitData, mask_stats: np.ndarray | None = None
                 annotations[int(k)], images[int(k)] = int(mask_stats[0, k]), int(mask_stats[1, k])
         return images, annotations
     for record in data.records:
+        label = record.get("label")
         if data.task == "detection":
             ids = [a.get("category_id") for a in record.get("annotations", [])]
+        elif isinstance(label, (list, tuple, np.ndarray)):  # multi-hot
+            ids = np.flatnonzero(np.asarray(label, dtype=float) > 0).tolist()
         else:
-            ids = _label_indices(record.get("label"))
+            ids = [label]
         ids = [int(i) for i in ids if isinstance(i, (int, np.integer))]
         annotations.update(ids)
         images.update(set(ids))

@@ -1,55 +1,129 @@
-"""A config's train or test set resolved as training does: its dataset dicts, task,
-classes and empty records."""
+"""A config's train or test set resolved as training does (its dataset dicts, task, classes
+and empty records), and what else the config says about its data: streaming or not, the
+model's number of classes."""
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
+import os
 from collections.abc import Sequence
 
-from .diagnose import _load_problems
-from .nodes import _registered_names, _relax, _source_path
-from .problems import DEFAULT_IGNORE_LABEL, Problem, SplitData
+from mona_scale.data.catalog import get_dataset_dicts
+from mona_scale.data.cls_readers import datasets_root
+
+from detectron2.config import instantiate
+from detectron2.data import DatasetCatalog, MetadataCatalog, get_detection_dataset_dicts
+from detectron2.utils.registry import locate
+
+from .diagnose import load_problems
+from .problems import DEFAULT_IGNORE_LABEL, SPLITS, Problem, SplitData
 
 logger = logging.getLogger(__name__)
+_CLASS_KEYS = {"detection": ("thing_classes",), "sem_seg": ("stuff_classes",),
+               "classification": ("classes", "thing_classes", "stuff_classes")}
+
+
+def is_stream_config(cfg) -> bool:
+    """Whether the config's loaders read webdataset shards (a ``*_stream.py`` config).
+
+    Args:
+        cfg: a loaded LazyConfig.
+
+    Returns:
+        True if a train or test loader (or its dataset) is a shard stream.
+    """
+    nodes = [cfg.dataloader.get(split) for split in SPLITS]
+    nodes += [node.get("dataset") for node in nodes if node is not None]
+    targets = [node.get("_target_") for node in nodes if hasattr(node, "get")]
+    names = [getattr(t, "__name__", str(t)) for t in targets if t is not None]
+    return any("stream" in name or "shard" in name for name in names)
+
+
+def model_num_classes(model_cfg) -> int:
+    """The first integer ``num_classes`` in the model config, breadth first (the
+    classifier's, ``roi_heads.num_classes``, ``decode_head.num_classes``, ...).
+
+    Args:
+        model_cfg: ``cfg.model``.
+
+    Returns:
+        The number, or 0 when the model names none.
+    """
+    queue = [model_cfg]
+    for node in queue:  # the queue grows while it is walked: breadth first
+        if not hasattr(node, "items"):
+            continue
+        value = node.get("num_classes", None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        queue += [node.get(key) for key in node.keys() if key != "num_classes"]
+    return 0
+
+
+def _parameters(target) -> dict[str, inspect.Parameter]:
+    """The keyword parameters of ``target``; ``get_dataset_dicts`` forwards its ``**kwargs``
+    to detectron2's ``get_detection_dataset_dicts``, whose parameters are added."""
+    try:
+        function = locate(target) if isinstance(target, str) else target
+        params = dict(inspect.signature(function).parameters)
+    except Exception:  # an unknown target fails later, at instantiation, with its own error
+        return {}
+    if function is get_dataset_dicts:
+        params.update(inspect.signature(get_detection_dataset_dicts).parameters)
+    return params
+
+
+def _relax(node) -> bool:
+    """Turn off the reader's image checks (``check_images``: this check opens every image
+    itself and reports all broken ones) and its ``filter_empty``; return whether the loader
+    drops records without annotations."""
+    params = _parameters(node.get("_target_"))
+    if "check_images" in params:
+        node.check_images = False
+    if "filter_empty" not in params:
+        return False
+    default = params["filter_empty"].default
+    filter_empty = bool(node.get("filter_empty", default is not inspect.Parameter.empty
+                                 and default))
+    node.filter_empty = False
+    return filter_empty
+
+
+def _registered_names(node) -> list[str]:
+    """The detectron2 dataset names a dataset node reads (``names``, ``dataset_name``,
+    ``name``), those registered in the ``DatasetCatalog``."""
+    values = [node.get(key) for key in ("names", "dataset_name", "name")]
+    found = [v for value in values for v in ([value] if isinstance(value, str) else value or [])]
+    return [n for n in found if isinstance(n, str) and n in DatasetCatalog.list()]
+
+
+def _source_path(node, names: Sequence[str]) -> str:
+    """The file or directory a split is read from, for messages."""
+    for key in ("split_file", "json_file", "root", "image_root"):
+        if isinstance(node.get(key), str):
+            return os.path.join(datasets_root(), node.get(key))  # an absolute path stays
+    return str(_metadata(names, "json_file", "dirname", "sem_seg_root", "split_file",
+                        "image_root", default=""))
+
+
+def _metadata(names: Sequence[str], *keys: str, default=None):
+    """The first of ``keys`` set (not None, not empty) in the metadata of ``names``."""
+    for name in names:
+        for key in keys:
+            value = MetadataCatalog.get(name).get(key, None)
+            if value is not None and (value or not hasattr(value, "__len__")):
+                return value
+    return default
 
 
 def _task(records: list[dict]) -> str:
     for record in records[:100]:
-        if "sem_seg_file_name" in record:
-            return "sem_seg"
-        if "label" in record:
-            return "classification"
-        if "annotations" in record:
-            return "detection"
-    return "classification" if not records else "detection"
-
-
-def _has_objects(record: dict) -> bool:
-    """detectron2's ``filter_empty`` rule: at least one non-crowd annotation."""
-    return any(ann.get("iscrowd", 0) == 0 for ann in record.get("annotations", []))
-
-
-def _metadata_classes(names: Sequence[str], task: str) -> list[str]:
-    from detectron2.data import MetadataCatalog
-
-    keys = {"detection": ("thing_classes",), "sem_seg": ("stuff_classes",),
-            "classification": ("classes", "thing_classes", "stuff_classes")}[task]
-    for name in names:
-        meta = MetadataCatalog.get(name)
-        for key in keys:
-            if meta.get(key, None):
-                return [str(c) for c in meta.get(key)]
-    return []
-
-
-def _metadata_value(names: Sequence[str], key: str, default=None):
-    from detectron2.data import MetadataCatalog
-
-    for name in names:
-        value = MetadataCatalog.get(name).get(key, None)
-        if value is not None:
-            return value
-    return default
+        for key, task in (("sem_seg_file_name", "sem_seg"), ("label", "classification"),
+                          ("annotations", "detection")):
+            if key in record:
+                return task
+    return "detection" if records else "classification"
 
 
 def resolve_split(cfg, split: str) -> tuple[SplitData | None, list[Problem]]:
@@ -62,32 +136,29 @@ def resolve_split(cfg, split: str) -> tuple[SplitData | None, list[Problem]]:
     Returns:
         The split's data (None when it cannot be read) and the problems met reading it.
     """
-    from detectron2.config import instantiate
-
     loader = cfg.dataloader.get(split)
     if loader is None or loader.get("dataset") is None:
         logger.warning("the config has no dataloader.%s.dataset; %s set not checked", split,
                        split)
         return None, []
     node = copy.deepcopy(loader.dataset)
-    filter_empty = _relax(node) if hasattr(node, "get") else False
-    names = _registered_names(node) if hasattr(node, "get") else []
-    source = _source_path(node, names) if hasattr(node, "get") else ""
+    spec = node if hasattr(node, "get") else {}  # not a node: records given in the config
+    filter_empty, names = _relax(spec), _registered_names(spec)
+    source = _source_path(spec, names)
     logger.info("reading the %s set (%s)", split, ", ".join(names) or source or "config node")
     try:
         records = list(instantiate(node))
     except Exception as e:  # any reader error is a problem to report, not a crash
-        return None, _load_problems(split, e, source, names)
-    names = names or _registered_names(node)  # readers may register their sets
+        return None, load_problems(split, e, source, names)
+    names = names or _registered_names(spec)  # readers may register their sets
     task = _task(records)
-    data = SplitData(split, records, task, names, source=source,
-                     ignore_label=int(_metadata_value(names, "ignore_label",
-                                                      DEFAULT_IGNORE_LABEL)))
-    data.classes = _metadata_classes(names, task)
-    data.classes_from_metadata = bool(data.classes)
-    data.id_map = _metadata_value(names, "thing_dataset_id_to_contiguous_id")
-    if task == "detection":
-        kept = [r for r in records if _has_objects(r)]
+    classes = _metadata(names, *_CLASS_KEYS[task], default=[])
+    data = SplitData(split, records, task, names, [str(c) for c in classes], bool(classes),
+                     int(_metadata(names, "ignore_label", default=DEFAULT_IGNORE_LABEL)), source,
+                     id_map=_metadata(names, "thing_dataset_id_to_contiguous_id"))
+    if task == "detection":  # detectron2's filter_empty: at least one non-crowd annotation
+        kept = [r for r in records
+                if any(a.get("iscrowd", 0) == 0 for a in r.get("annotations", []))]
         if filter_empty:
             data.skipped_empty, data.records = len(records) - len(kept), kept
         else:
