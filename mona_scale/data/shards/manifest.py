@@ -60,9 +60,8 @@ def shard_url(template: str, name: str, where: str = "manifest") -> str:
 
 def _local(url: str) -> str | None:
     """The local path of ``url``, or None for a pipe: command or a remote URL."""
-    if url.startswith("file://"):
-        return url[len("file://"):]
-    return None if re.match(r"^[a-z][a-z0-9+.-]*:", url) else url
+    local = url.startswith("file://") or not re.match(r"^[a-z][a-z0-9+.-]*:", url)
+    return url.removeprefix("file://") if local else None
 
 
 def _manifest_url(url: str) -> str:

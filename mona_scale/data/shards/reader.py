@@ -108,8 +108,7 @@ class ShardStream(IterableDataset):
 
     def __init__(self, shards: ShardSet, mapper=None, *, training: bool, batch_size: int = 1,
                  seed: int = 0, rank: int | None = None, world_size: int | None = None,
-                 num_workers: int = 0,
-                 streams: int | None = None, shuffle_buffer: int = 256,
+                 num_workers: int = 0, streams: int | None = None, shuffle_buffer: int = 256,
                  aspect_ratio_grouping: bool = True, filter_empty: bool = True,
                  segment_samples: int = 8192, corrupt_budget: float = 0.001):
         self.shards, self.mapper, self.training = shards, mapper, training

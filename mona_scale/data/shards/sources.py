@@ -43,16 +43,13 @@ def coco_source(json_file: str, image_root: str, name: str | None = None) -> Sou
     ``load_coco_json``: category ids mapped to contiguous ids, the mapping kept in the
     manifest (``thing_dataset_id_to_contiguous_id``) for COCO evaluation."""
     temp = f"_mona_shards_{uuid.uuid4().hex}"  # load_coco_json stores the mapping here
-    try:
-        dicts = load_coco_json(json_file, image_root, temp)
-        meta = MetadataCatalog.get(temp)
-        classes = list(meta.thing_classes)
-        mapping = {str(k): v for k, v in meta.thing_dataset_id_to_contiguous_id.items()}
-    finally:
-        MetadataCatalog.remove(temp)
+    dicts = load_coco_json(json_file, image_root, temp)
+    meta = MetadataCatalog.pop(temp)
+    mapping = {str(k): v for k, v in meta.thing_dataset_id_to_contiguous_id.items()}
     return Source(name or os.path.splitext(os.path.basename(json_file))[0], "instances",
-                  classes, dicts, {"type": "coco", "json_file": os.path.abspath(json_file),
-                                   "image_root": os.path.abspath(image_root)},
+                  list(meta.thing_classes), dicts,
+                  {"type": "coco", "json_file": os.path.abspath(json_file),
+                   "image_root": os.path.abspath(image_root)},
                   {"thing_dataset_id_to_contiguous_id": mapping, "evaluator_type": "coco"},
                   os.path.abspath(image_root))
 

@@ -129,7 +129,7 @@ def _write_shard(task: tuple[str, str, int, int]) -> tuple[int, dict]:
     """Write shard ``index`` of ``_SOURCE``; invalid samples are listed in its ``skipped``."""
     out_dir, name, index, shard_size = task
     start, stop = index * shard_size, min((index + 1) * shard_size, len(_SOURCE.dicts))
-    path, skipped, written = os.path.join(out_dir, name), [], 0
+    path, skipped = os.path.join(out_dir, name), []
     with atomic_path(path) as tmp:
         with wds.TarWriter(tmp, encoder=False, mtime=0, user="", group="") as writer:
             for i in range(start, stop):
@@ -141,7 +141,7 @@ def _write_shard(task: tuple[str, str, int, int]) -> tuple[int, dict]:
                     skipped.append({"index": i, "source": where, "reason": str(e)})
                 else:
                     writer.write({"__key__": f"{i:08d}", **members})
-                    written += 1
         digest, size = sha256_file(tmp), os.path.getsize(tmp)
-    return index, {"name": name, "samples": written, "bytes": size, "sha256": digest,
+    return index, {"name": name, "samples": stop - start - len(skipped), "bytes": size,
+                   "sha256": digest,
                    "source_range": [start, stop], "skipped": skipped}
