@@ -5,7 +5,7 @@ The reader serves a sample's members for the duration of its mapper call
 (:func:`serving`); a ``shard://<shard>/<key>.<ext>`` name also tells error messages which
 shard and sample a file came from. Files that evaluators read after mapping (semantic
 ground-truth masks) are :func:`publish`-ed for the life of the process instead. The
-handler is registered once per process (forked DataLoader workers inherit it).
+handler is registered with detectron2's ``PathManager`` when this module is imported.
 """
 from __future__ import annotations
 
@@ -43,10 +43,12 @@ class ShardPathHandler(PathHandler):
     _isfile = _exists
 
 
+register_path_handler(ShardPathHandler())  # forked DataLoader workers inherit it
+
+
 @contextlib.contextmanager
 def serving(files: Mapping[str, bytes]) -> Iterator[None]:
     """Make ``files`` (``shard://`` path -> bytes) readable until the block ends."""
-    register_path_handler(ShardPathHandler())
     _FILES.update(files)
     try:
         yield
@@ -58,5 +60,4 @@ def serving(files: Mapping[str, bytes]) -> Iterator[None]:
 def publish(files: Mapping[str, bytes]) -> None:
     """Keep ``files`` readable for the rest of this process (e.g. ground-truth masks that
     detectron2's ``SemSegEvaluator`` opens by their dataset-dict name)."""
-    register_path_handler(ShardPathHandler())
     _PUBLISHED.update(files)

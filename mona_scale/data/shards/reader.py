@@ -154,8 +154,7 @@ class ShardStream(IterableDataset):
         counts = CorruptCounts(self.corrupt_budget, "evaluation stream")
         for shard in shards:
             for sample in read_shard(shard, counts, self.num_classes):
-                mapped = self._map(sample, None, counts)
-                if mapped is not None:
+                if (mapped := self._map(sample, None, counts)) is not None:
                     yield [mapped], counts.delta()
         yield None, counts.delta()
 

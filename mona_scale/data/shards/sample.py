@@ -95,11 +95,9 @@ def encode_sample(record: dict, source: str, num_classes: int | None) -> dict[st
     meta = {k: v for k, v in record.items() if k not in ("file_name", "sem_seg_file_name")}
     ext = os.path.splitext(record["file_name"])[1].lstrip(".").lower() or "img"
     members = {ext: _read(record["file_name"])}
-    size = check_image(members[ext], (record["height"], record["width"])
-                       if "height" in record else None, "image")
-    meta.update(_image=ext, _source=source)
-    if not ("height" in record and "width" in record):
-        meta["_size"] = list(size)
+    known = (record["height"], record["width"]) if "height" in record else None
+    size = check_image(members[ext], known, "image")
+    meta.update(_image=ext, _source=source, **({} if known else {"_size": list(size)}))
     if record.get("sem_seg_file_name"):
         members[SEM_SEG_EXT] = _read(record["sem_seg_file_name"])
         check_image(members[SEM_SEG_EXT], size, "semantic mask")
