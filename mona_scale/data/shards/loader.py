@@ -97,8 +97,8 @@ class StreamingLoader:
         self.stream, self.prefix = stream, "data/" if stream.training else "data_test/"
         what = "training stream" if stream.training else "evaluation stream"
         self.counts = CorruptCounts(stream.corrupt_budget, f"{what} on rank {stream.rank}")
-        self.position = 0  # stream batches consumed (resumed from, yielded or skipped)
-        self._started = False
+        self.position, self._started = 0, False  # stream batches consumed (resumed from,
+        # yielded or skipped), and whether iteration began (no load_state_dict after)
 
     def state_dict(self) -> dict:
         """This rank's position in its stream (torchdata's ``StatefulDataLoader`` protocol).
@@ -212,13 +212,11 @@ def build_stream_train_loader(dataset: ShardSet, mapper, total_batch_size: int, 
     world_size = comm.get_world_size() if world_size is None else world_size
     batch_size = check_batch_fits_world(total_batch_size, world_size, comm.get_local_size())
     seed = collectives.shared_random_seed() if seed is None or seed < 0 else int(seed)
-    stream = ShardStream(dataset, mapper, training=True, batch_size=batch_size, seed=seed,
-                         rank=rank, world_size=world_size, num_workers=num_workers,
-                         shuffle_buffer=shuffle_buffer,
-                         aspect_ratio_grouping=aspect_ratio_grouping,
-                         filter_empty=filter_empty, segment_samples=segment_samples,
-                         corrupt_budget=corrupt_budget, streams=streams)
-    return StreamingLoader(stream)
+    return StreamingLoader(ShardStream(
+        dataset, mapper, training=True, batch_size=batch_size, seed=seed, rank=rank,
+        world_size=world_size, num_workers=num_workers, shuffle_buffer=shuffle_buffer,
+        aspect_ratio_grouping=aspect_ratio_grouping, filter_empty=filter_empty,
+        segment_samples=segment_samples, corrupt_budget=corrupt_budget, streams=streams))
 
 
 def build_stream_test_loader(dataset: ShardSet, mapper, *, num_workers: int = 0,

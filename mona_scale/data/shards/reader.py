@@ -207,10 +207,10 @@ class ShardStream(IterableDataset):
 
     def _raw_batches(self, ids: tuple[int, ...], shards: list[ShardInfo],
                      counts: CorruptCounts) -> Iterator[list[RawSample]]:
-        samples = self._samples(derive_seed(*ids, 0), shards, counts)
-        rng = random.Random(derive_seed(*ids, 1))
-        buckets = {}
-        for sample in wds.shuffle(self.shuffle_buffer, self.shuffle_buffer, rng=rng)(samples):
+        samples, buckets = self._samples(derive_seed(*ids, 0), shards, counts), {}
+        shuffle = wds.shuffle(self.shuffle_buffer, self.shuffle_buffer,
+                              rng=random.Random(derive_seed(*ids, 1)))
+        for sample in shuffle(samples):
             size = sample.size() if self.aspect_ratio_grouping else None
             group = buckets.setdefault(bool(size and size[1] > size[0]), [])
             group.append(sample)
