@@ -36,20 +36,23 @@ import shutil
 
 from mona_scale import collectives
 from mona_scale.atomic_io import atomic_write, remove_stale_temps
+from mona_scale.weights_io import read_pickle_weights
 
 import numpy as np
 import torch
+import torch.distributed.checkpoint as dcp
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import HookBase
 from detectron2.utils import comm
+from detectron2.utils.file_io import PathManager
 from torch import nn
 
 from .strategies import Strategy
 
 __all__ = ["TrainingCheckpointer", "PeriodicCheckpointHook", "WeightsOnlyCheckpointer",
-           "last_checkpoint", "resolve_checkpoint", "read_meta", "complete_checkpoints",
-           "previous_run_files", "check_world_size", "weights_only_loads", "rng_state",
-           "set_rng_state", "POINTER", "FINAL_WEIGHTS"]
+           "last_checkpoint", "newest_checkpoint", "resolve_checkpoint", "read_meta",
+           "complete_checkpoints", "previous_run_files", "check_world_size",
+           "weights_only_loads", "rng_state", "set_rng_state", "POINTER", "FINAL_WEIGHTS"]
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +143,12 @@ def complete_checkpoints(save_dir: str) -> list[tuple[int, str]]:
     return sorted(found)
 
 
+def newest_checkpoint(save_dir: str) -> str | None:
+    """The complete checkpoint of ``save_dir`` with the highest iteration (None: none)."""
+    found = complete_checkpoints(save_dir)
+    return os.path.join(save_dir, found[-1][1]) if found else None
+
+
 def last_checkpoint(save_dir: str) -> str | None:
     """The checkpoint directory to resume from in ``save_dir``: the one the
     ``last_checkpoint`` pointer names, or None when there is no pointer.
@@ -158,12 +167,11 @@ def last_checkpoint(save_dir: str) -> str | None:
     if name and CHECKPOINT_NAME.match(name) and os.path.isfile(
             os.path.join(save_dir, name, META_FILE)):
         return os.path.join(save_dir, name)
-    found = complete_checkpoints(save_dir)
-    if not found:
+    path = newest_checkpoint(save_dir)
+    if path is None:
         raise FileNotFoundError(
             f"{pointer} names {name!r}, which is not a complete checkpoint, and {save_dir} "
             f"holds no complete model_<iteration>/ directory to fall back to")
-    path = os.path.join(save_dir, found[-1][1])
     logger.warning(f"{pointer} is empty or corrupt (it names {name[:80]!r}, not a complete "
                    f"checkpoint): resuming from the newest complete checkpoint {path}")
     return path
@@ -182,9 +190,7 @@ def resolve_checkpoint(path: str) -> str:
     """
     if any(os.path.exists(os.path.join(path, n)) for n in (META_FILE, ".metadata", "state")):
         return path
-    last = last_checkpoint(path)
-    if last is None and complete_checkpoints(path):
-        last = os.path.join(path, complete_checkpoints(path)[-1][1])
+    last = last_checkpoint(path) or newest_checkpoint(path)
     if last is not None:
         return last
     final = os.path.join(path, FINAL_WEIGHTS)
@@ -257,16 +263,20 @@ class TrainingCheckpointer:
         rng = rng_state()  # saving may draw random numbers (file names): keep it invisible
         final = os.path.join(self.save_dir, name)
         tmp = os.path.join(self.save_dir, f".{name}.tmp")
-        if comm.is_main_process():
-            shutil.rmtree(tmp, ignore_errors=True)
-            self._remove_stale_temps()
+        if comm.is_main_process():  # first delete what saves killed mid-write left
+            os.makedirs(self.save_dir, exist_ok=True)
+            for entry in os.listdir(self.save_dir):
+                if TEMP_CHECKPOINT_NAME.match(entry) or entry == os.path.basename(tmp):
+                    shutil.rmtree(os.path.join(self.save_dir, entry), ignore_errors=True)
+            remove_stale_temps(self.save_dir)
             os.makedirs(tmp)
         collectives.barrier()
         try:
             self.strategy.save_state(tmp, self.model, self.optimizer)
-            rank = comm.get_rank()
-            with atomic_write(os.path.join(tmp, f"rank{rank}.pt"), "wb") as f:
-                torch.save({"rng": rng, "loader": self._loader_state()}, f)
+            loader = getattr(self.trainer, "data_loader", None)  # None: cannot resume
+            with atomic_write(os.path.join(tmp, f"rank{comm.get_rank()}.pt"), "wb") as f:
+                torch.save({"rng": rng, "loader": loader.state_dict() if callable(
+                    getattr(loader, "state_dict", None)) else None}, f)
             if comm.is_main_process():
                 if self.trainer is not None:
                     with atomic_write(os.path.join(tmp, TRAINER_FILE), "wb") as f:
@@ -276,42 +286,26 @@ class TrainingCheckpointer:
                                "world_size": comm.get_world_size(),
                                "iteration": getattr(self.trainer, "iter", None),
                                "run": self.run_id}, f)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as e:  # DCP's CheckpointException is a BaseException
+        except (Exception, dcp.CheckpointException) as e:  # DCP's is a BaseException
             raise OSError(f"saving checkpoint {final} failed ({type(e).__name__}: "
                           f"{str(e).strip().splitlines()[-1] if str(e).strip() else e!r}); "
                           f"nothing was published: {self.save_dir}/{POINTER} still names "
                           f"the last complete checkpoint (is the disk full?)") from e
         collectives.barrier()
-        if comm.is_main_process():
-            self._publish(tmp, final, name)
+        if comm.is_main_process():  # a re-saved name: the old one is moved aside first
+            old = f"{final}.old" if os.path.exists(final) else None
+            if old:
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(final, old)
+            os.replace(tmp, final)
+            with atomic_write(os.path.join(self.save_dir, POINTER)) as f:
+                f.write(name)
+            if old:
+                shutil.rmtree(old, ignore_errors=True)
         collectives.barrier()
         set_rng_state(rng)
         logger.info(f"saved checkpoint {final}")
         return final
-
-    def _remove_stale_temps(self) -> None:
-        """What saves killed mid-write left in ``save_dir``: temporary checkpoint
-        directories ``.model_<iteration>.tmp/`` and atomic writers' temporary files (one
-        save runs at a time, so none of them is in use)."""
-        os.makedirs(self.save_dir, exist_ok=True)
-        for entry in os.listdir(self.save_dir):
-            if TEMP_CHECKPOINT_NAME.match(entry):
-                shutil.rmtree(os.path.join(self.save_dir, entry), ignore_errors=True)
-        remove_stale_temps(self.save_dir)
-
-    def _publish(self, tmp: str, final: str, name: str) -> None:
-        old = None
-        if os.path.exists(final):  # re-saving a name: move the old one aside first
-            old = f"{final}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-        os.replace(tmp, final)
-        with atomic_write(os.path.join(self.save_dir, POINTER)) as f:
-            f.write(name)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
 
     def save_final_weights(self, path: str | None = None) -> str:
         """Consolidated model weights in detectron2's format (collective; rank 0 writes).
@@ -342,12 +336,6 @@ class TrainingCheckpointer:
         logger.info(f"loaded checkpoint {path} (iteration {meta['iteration']}, "
                     f"{meta['strategy']}, world size {meta['world_size']})")
 
-    def _loader_state(self) -> dict | None:
-        """The training loader's ``state_dict()`` (None: no trainer, or a loader without
-        state)."""
-        state_dict = getattr(getattr(self.trainer, "data_loader", None), "state_dict", None)
-        return state_dict() if callable(state_dict) else None
-
     def _load_rank_state(self, path: str, meta: dict) -> None:
         loader = self.trainer.data_loader
         if not callable(getattr(loader, "load_state_dict", None)):
@@ -377,22 +365,17 @@ class WeightsOnlyCheckpointer(DetectionCheckpointer):
     (``model_final.pth``, pretrained models, detectron2's model zoo) without running code."""
 
     def _load_file(self, filename: str) -> dict:
-        """detectron2's reading, without running code: ``torch.load(weights_only=True)``,
-        and ``.pkl`` model-zoo files through a restricted unpickler."""
-        from mona_scale.weights_io import read_pickle_weights
-
-        from detectron2.utils.file_io import PathManager
-
-        if filename.endswith(".pkl"):
-            data = read_pickle_weights(PathManager.get_local_path(filename))
-            if "model" in data and "__author__" in data:  # detectron2's model zoo
-                return data
-            data = data.get("blobs", data)  # Detectron / Caffe2 model zoo
-            data = {k: v for k, v in data.items() if not k.endswith("_momentum")}
-            return {"model": data, "__author__": "Caffe2", "matching_heuristics": True}
-        with PathManager.open(filename, "rb") as f:
-            loaded = torch.load(f, map_location="cpu", weights_only=True)
-        return loaded if "model" in loaded else {"model": loaded}
+        """detectron2's reading with ``torch.load`` forced to ``weights_only=True``, and
+        ``.pkl`` model-zoo files through a restricted unpickler."""
+        if not filename.endswith(".pkl"):
+            with weights_only_loads():
+                return super()._load_file(filename)
+        data = read_pickle_weights(PathManager.get_local_path(filename))
+        if "model" in data and "__author__" in data:  # detectron2's model zoo
+            return data
+        data = data.get("blobs", data)  # Detectron / Caffe2 model zoo
+        return {"model": {k: v for k, v in data.items() if not k.endswith("_momentum")},
+                "__author__": "Caffe2", "matching_heuristics": True}
 
 
 class PeriodicCheckpointHook(HookBase):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import warnings
 
-from mona_scale.weights_io import read_pickle_weights
+from mona_scale.weights_io import read_state_dict
 
 import torch
 import torch.distributed.checkpoint as dcp
@@ -58,27 +58,17 @@ def load_checkpoint_weights(path: str) -> dict[str, torch.Tensor]:
 
     Args:
         path: a checkpoint directory (``torch.distributed.checkpoint`` or DeepSpeed, any
-            world size) or a weight file (``model_final.pth``: ``{"model": ...}``; read with
-            ``weights_only=True``, a ``.pkl`` through the restricted unpickler, so that
-            loading runs no code).
+            world size) or a weight file (``model_final.pth``: ``{"model": ...}``; read by
+            :func:`mona_scale.weights_io.read_state_dict`, so that loading runs no code).
 
     Returns:
         A plain state dict (unsharded, on CPU).
     """
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    if os.path.isfile(path):
-        if path.endswith(".pkl"):
-            loaded = read_pickle_weights(path)  # numpy arrays and plain containers only
-        else:
-            loaded = torch.load(path, map_location="cpu", weights_only=True)  # runs no code
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path} holds a {type(loaded).__name__}, not a state dict")
-        state = loaded.get(MODEL_KEY, loaded)
-        return {k: torch.as_tensor(v) for k, v in state.items() if hasattr(v, "shape")}
     if os.path.isdir(os.path.join(path, "state")):
         return _deepspeed_model_state(path)
     if os.path.isfile(os.path.join(path, ".metadata")):
         return _dcp_model_state(path)
-    raise ValueError(f"{path} is neither a weight file nor a checkpoint directory "
-                     f"(no .metadata, no DeepSpeed state/)")
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is neither a weight file nor a checkpoint directory "
+                         f"(no .metadata, no DeepSpeed state/)")
+    return read_state_dict(path)[0]  # FileNotFoundError naming a missing path

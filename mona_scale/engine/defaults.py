@@ -9,7 +9,6 @@ import logging
 import os
 
 from mona_scale import collectives
-from mona_scale.weights_io import read_state_dict
 
 import torch
 from detectron2.config import instantiate
@@ -18,7 +17,6 @@ from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
 from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
-from detectron2.utils.registry import locate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -125,9 +123,8 @@ def setup_run(cfg: DictConfig, eval_only: bool = False, resume: bool = False) ->
     out = cfg.train.output_dir
     os.makedirs(out, exist_ok=True)
     rank = comm.get_rank()
-    setup_logger(out, distributed_rank=rank, name="fvcore")
-    setup_logger(out, distributed_rank=rank, name="detectron2")
-    setup_logger(out, distributed_rank=rank, name="mona_scale")
+    for name in ("fvcore", "detectron2", "mona_scale"):
+        setup_logger(out, distributed_rank=rank, name=name)
     logger.info(f"process {rank} of {comm.get_world_size()}, output in {out}")
     last = None
     if not eval_only:
@@ -157,11 +154,8 @@ def load_init_checkpoint(model: nn.Module, path: str) -> str:
         ``"model"`` or ``"backbone"``: what was loaded.
     """
     directory = os.path.isdir(path)
-    if directory:
-        path = resolve_checkpoint(path)
-        state = load_checkpoint_weights(path)
-    else:
-        state, _ = read_state_dict(path)
+    path = resolve_checkpoint(path) if directory else path
+    state = load_checkpoint_weights(path)
     own = model.state_dict()
     matched = sum(k in own and own[k].shape == v.shape for k, v in state.items())
     if matched >= 0.5 * len(own):
@@ -237,11 +231,8 @@ def optimizer_factory(cfg: DictConfig):
 
     def make(model: nn.Module) -> torch.optim.Optimizer:
         opt_cfg = OmegaConf.to_container(cfg.optimizer, resolve=True)
-        opt_cfg.pop("params", None)
-        target = opt_cfg.pop("_target_")
-        target = locate(target) if isinstance(target, str) else target
-        groups = optimizer_param_groups(model, weight_decay=opt_cfg.get("weight_decay", 0.0))
-        return target(groups, **opt_cfg)
+        opt_cfg["params"] = optimizer_param_groups(model, opt_cfg.get("weight_decay", 0.0))
+        return instantiate(opt_cfg)
     return make
 
 

@@ -27,8 +27,8 @@ from detectron2.utils import comm
 from .checkpoint import (
     POINTER,
     check_world_size,
-    complete_checkpoints,
     last_checkpoint,
+    newest_checkpoint,
     previous_run_files,
 )
 from .wandb_writer import RUN_ID_FILE
@@ -89,19 +89,14 @@ def prepare_output_dir(output_dir: str, resume: bool, overwrite: bool = False,
     """
     if resume:
         last = last_checkpoint(output_dir)
-        found = complete_checkpoints(output_dir)
-        if last is None and found:
-            last = os.path.join(output_dir, found[-1][1])
+        if last is None and (last := newest_checkpoint(output_dir)) is not None:
             logger.warning(f"{output_dir} has no {POINTER} pointer: resuming from the newest "
                            f"complete checkpoint {last}")
         if last is not None:
             meta = check_world_size(last, strategy, world_size)
             if comm.is_main_process():
-                name = os.path.basename(last)
-                pointer = os.path.join(output_dir, POINTER)
-                if _read(pointer) != name:
-                    with atomic_write(pointer) as f:  # repaired
-                        f.write(name)
+                with atomic_write(os.path.join(output_dir, POINTER)) as f:  # (repaired)
+                    f.write(os.path.basename(last))
                 dropped = _truncate_metrics(os.path.join(output_dir, METRICS_FILE),
                                            int(meta["iteration"]))
                 if dropped:
@@ -128,11 +123,3 @@ def prepare_output_dir(output_dir: str, resume: bool, overwrite: bool = False,
                            f"{removed}; the earlier run's checkpoint directories stay until "
                            f"this run overwrites them)")
     return None
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except (OSError, UnicodeDecodeError):
-        return None
