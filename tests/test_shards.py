@@ -464,6 +464,27 @@ def test_voc_source_matches_detectron2s_loader(tmp_path):
     assert mona_shards(["verify", str(tmp_path / "out")]) == 0
 
 
+def test_verify_reads_a_relative_path_from_the_working_directory(copy_of, tmp_path,
+                                                                 monkeypatch, capsys):
+    """``mona-shards verify shards`` (a path relative to the working directory, as
+    docs/streaming.md shows) checks that directory, not one under $DETECTRON2_DATASETS,
+    and counts the 16 synthetic images written there."""
+    monkeypatch.chdir(copy_of.parent)
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path / "elsewhere"))
+    assert mona_shards(["verify", copy_of.name]) == 0
+    assert json.loads(capsys.readouterr().out) == {"shards": 4, "samples": N_INST,
+                                                   "problems": []}
+
+
+def test_each_layout_command_describes_its_source(capsys):
+    """``mona-shards voc --help`` shows what the VOC writer reads (its source's docstring)
+    and the layout's own options."""
+    with pytest.raises(SystemExit):
+        mona_shards(["voc", "--help"])
+    text = capsys.readouterr().out
+    assert "load_voc_instances" in text and "--drop-difficult" in text and "--dirname" in text
+
+
 def test_voc_shards_drop_difficult_objects_like_the_xml_says(tmp_path):
     """``mona-shards voc --drop-difficult``: each image keeps exactly its XML objects whose
     <difficult> is not 1 (counted here with ElementTree), as the file-based training set."""
