@@ -7,7 +7,9 @@
    evaluate COCO box / mask AP; optionally the same with ``tuning.method=fixed``.
 Then draw the tuned model's predictions on a few held-out images and print the table.
 Every stage is a plain ``projects/train_net.py`` run (the commands are printed) with its own
-detectron2 output directory under ``--output``.
+detectron2 output directory under ``--output``. ``--schedule`` shortens the stages with
+overrides (same configs, same synthetic images, fewer of them): ``smoke`` runs a few
+iterations that only check the pipeline.
 """
 from __future__ import annotations
 
@@ -27,15 +29,30 @@ CASCADE = os.path.join(ROOT, "configs/quickstart/shapes_cascade_mona.py")
 SMOKE = ["train.max_iter=4", "dataloader.train.total_batch_size=2",
          "dataloader.train.num_workers=0", "dataloader.test.num_workers=0",
          "dataloader.train.dataset.num_images=8", "dataloader.test.dataset.num_images=4"]
+# schedule -> (stage-1 overrides, stage-2 overrides); "demo" is the configs as they are
+SCHEDULES = {
+    "demo": ([], []),
+    "smoke": (SMOKE, SMOKE),
+}
 
 
-def train_net(config: str, *overrides: str) -> None:
-    """Run projects/train_net.py (prints the command; raises on failure)."""
+def train_net(config: str, *overrides: str, threads: int = 0) -> subprocess.Popen:
+    """Start projects/train_net.py (prints the command); ``threads`` > 0 sets its
+    OMP_NUM_THREADS. The caller waits on the returned process."""
     cmd = [sys.executable, os.path.join(HERE, "train_net.py"), "--config-file", config,
            "train.overwrite=True", *overrides]  # the demo starts over in its directories
     print("\n$ " + " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c
                             for c in cmd[1:]), flush=True)
-    subprocess.run(cmd, check=True)
+    return subprocess.Popen(cmd, env=dict(os.environ, OMP_NUM_THREADS=str(threads))
+                            if threads else None)
+
+
+def wait_all(procs: list[subprocess.Popen]) -> None:
+    """Wait for every process; raise for the first that failed."""
+    codes = [p.wait() for p in procs]
+    for p, code in zip(procs, codes, strict=True):
+        if code:
+            raise subprocess.CalledProcessError(code, p.args)
 
 
 def final_metrics(output_dir: str) -> dict:
@@ -80,23 +97,34 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default=os.path.join(ROOT, "output/demo"))
     parser.add_argument("--compare-fixed", action="store_true",
                         help="also train tuning.method=fixed from the same checkpoint")
-    parser.add_argument("--smoke", action="store_true",
-                        help="a few iterations on a few images (tests the pipeline only)")
+    parser.add_argument("--schedule", choices=list(SCHEDULES), default="demo",
+                        help="demo: the configs as they are (README); smoke: a few iterations "
+                        "(pipeline only)")
+    parser.add_argument("--parallel", action="store_true",
+                        help="train the stage-2 runs at once, the CPU cores split between them")
+    parser.add_argument("--seed", type=int, default=0, help="train.seed of every stage")
     parser.add_argument("opts", nargs="*", help="overrides for the detection stage")
     args = parser.parse_args(argv)
     args.output = os.path.abspath(args.output)
     quiet_third_party()  # here and in the train_net.py runs it starts
     start = time.time()
     pretrain_dir = os.path.join(args.output, "pretrain")
-    smoke = SMOKE if args.smoke else []
-    train_net(PRETRAIN, f"train.output_dir={pretrain_dir}", *smoke)
+    stage1, stage2 = (overrides + [f"train.seed={args.seed}"]
+                      for overrides in SCHEDULES[args.schedule])
+    wait_all([train_net(PRETRAIN, f"train.output_dir={pretrain_dir}", *stage1)])
     checkpoint = export_backbone(PRETRAIN, pretrain_dir)
     runs = {"mona": os.path.join(args.output, "cascade_mona")}
     if args.compare_fixed:
         runs["fixed"] = os.path.join(args.output, "cascade_fixed")
+    threads = max(1, len(os.sched_getaffinity(0)) // len(runs)) if args.parallel else 0
+    procs = []
     for method, out in runs.items():
-        train_net(CASCADE, f"train.output_dir={out}", f"train.init_checkpoint={checkpoint}",
-                  f"tuning.method={method}", *smoke, *args.opts)
+        procs.append(train_net(CASCADE, f"train.output_dir={out}",
+                               f"train.init_checkpoint={checkpoint}", f"tuning.method={method}",
+                               *stage2, *args.opts, threads=threads))
+        if not args.parallel:
+            wait_all(procs[-1:])
+    wait_all(procs)
     pictures = draw_predictions(CASCADE, runs["mona"])
     pre = final_metrics(pretrain_dir)
     print(f"\nDemo finished in {(time.time() - start) / 60:.1f} min. Results (held-out splits):")

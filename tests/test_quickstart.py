@@ -13,7 +13,8 @@ def test_quickstart_smoke(tmp_path):
     env = dict(os.environ, MONA_DATASETS=str(tmp_path / "data"), OMP_NUM_THREADS="1")
     out = tmp_path / "demo"
     result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "projects/quickstart.py"), "--smoke",
+        [sys.executable, os.path.join(ROOT, "projects/quickstart.py"), "--schedule",
+         "smoke", "--parallel",
          "--compare-fixed", "--output", str(out)],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
