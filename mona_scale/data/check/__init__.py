@@ -17,8 +17,7 @@ streaming config: its shards are checked by ``mona-shards verify``).
 from .cli import main, problem_table
 from .files import check_record_files
 from .labels import check_labels, compare_splits
-from .problems import Problem, SplitData
-from .resolve import is_stream_config, model_num_classes
+from .resolve import Problem, SplitData, is_stream_config, model_num_classes
 
 __all__ = ["Problem", "SplitData", "check_labels", "check_record_files", "compare_splits",
            "is_stream_config", "model_num_classes", "problem_table", "main"]

@@ -14,9 +14,8 @@ from mona_scale.engine.config import load_config
 from tabulate import tabulate
 
 from .files import check_files, unpaired_files
-from .labels import check_labels, class_counts, compare_model, compare_splits
-from .problems import SPLITS, Problem, SplitData
-from .resolve import is_stream_config, model_num_classes, resolve_split
+from .labels import check_labels, class_counts, compare_splits
+from .resolve import SPLITS, Problem, SplitData, is_stream_config, model_num_classes, resolve_split
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 STREAM_MESSAGE = (
@@ -103,7 +102,10 @@ def _run_checks(cfg, args) -> list[Problem]:
         problems += check_labels(data)
         files, mask_stats = ([], None) if args.skip_files else check_files(data, args.workers)
         problems += files + ([] if args.skip_files else unpaired_files(data))
-        problems += compare_model(data, num_classes, args.config_file)
+        if data.classes_from_metadata and num_classes and len(data.classes) != num_classes:
+            problems.append(Problem(split, "category mismatch", args.config_file,
+                                    f"the model predicts {num_classes} classes, the {split} "
+                                    f"set ({', '.join(data.names)}) has {len(data.classes)}"))
         splits[split], counts[split] = data, class_counts(data, mask_stats)
     if "train" in splits and "test" in splits:
         problems += compare_splits(splits["train"], splits["test"])

@@ -16,7 +16,7 @@ from detectron2.data import detection_utils as utils
 from detectron2.utils.file_io import PathManager
 from tqdm import tqdm
 
-from .problems import DEFAULT_IGNORE_LABEL, Problem, SplitData
+from .resolve import DEFAULT_IGNORE_LABEL, Problem, SplitData
 
 _PLAIN_SCHEMES = ("file", "http", "https", "s3", "gs")  # others convert: show the file
 

@@ -1,5 +1,5 @@
 """Label checks without opening a file: labels and category ids of every record, class
-lists of the train and test sets and the model compared, images and annotations counted per
+lists of the train and test sets compared, images and annotations counted per
 class."""
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from mona_scale.data.shards.sample import InvalidSample, validate_record
 
 import numpy as np
 
-from .problems import Problem, SplitData
+from .resolve import Problem, SplitData
 
 
-def _label_problem(label, num_classes: int) -> tuple[str, str] | None:
+def _label_problem(record: dict, num_classes: int) -> tuple[str, str] | None:
     """The (kind, detail) of a classification label's problem, None when it is valid."""
+    label = record.get("label")
     if label is None or (isinstance(label, (list, tuple)) and len(label) == 0):
         return "empty label", "the record has no label"
     if isinstance(label, (list, tuple, np.ndarray)):
@@ -57,15 +58,11 @@ def check_labels(data: SplitData) -> list[Problem]:
         Problems: ``label out of range`` (category id / label / multi-hot length),
         ``empty label`` (classification), ``invalid annotation`` (boxes, polygons, RLE).
     """
-    num_classes, problems = len(data.classes), []
-    for record in data.records:
-        if data.task == "classification":
-            found = _label_problem(record.get("label"), num_classes)
-        else:
-            found = _detection_problem(record, num_classes) if data.task == "detection" else None
-        if found:
-            problems.append(Problem(data.split, found[0], record.get("file_name", ""), found[1]))
-    return problems
+    if data.task not in ("classification", "detection"):
+        return []
+    check = _label_problem if data.task == "classification" else _detection_problem
+    found = ((r.get("file_name", ""), check(r, len(data.classes))) for r in data.records)
+    return [Problem(data.split, p[0], path, p[1]) for path, p in found if p]
 
 
 def compare_splits(train: SplitData, test: SplitData) -> list[Problem]:
@@ -97,24 +94,6 @@ def compare_splits(train: SplitData, test: SplitData) -> list[Problem]:
         problems.append(problem(f"category id -> class index maps differ: train "
                                 f"{dict(train.id_map)}, test {dict(test.id_map)}"))
     return problems
-
-
-def compare_model(data: SplitData, num_classes: int, config_file: str) -> list[Problem]:
-    """A split whose classes (from its metadata) are not as many as the model predicts.
-
-    Args:
-        data: a resolved split.
-        num_classes: the model's (0: unknown, nothing compared).
-        config_file: the config (the problem's path).
-
-    Returns:
-        A ``category mismatch`` problem, or none.
-    """
-    if not (data.classes_from_metadata and num_classes and len(data.classes) != num_classes):
-        return []
-    return [Problem(data.split, "category mismatch", config_file,
-                    f"the model predicts {num_classes} classes, the {data.split} set "
-                    f"({', '.join(data.names)}) has {len(data.classes)}")]
 
 
 def class_counts(data: SplitData, mask_stats: np.ndarray | None = None

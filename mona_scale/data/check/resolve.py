@@ -1,6 +1,6 @@
-"""A config's train or test set resolved as training does (its dataset dicts, task, classes
-and empty records), and what else the config says about its data: streaming or not, the
-model's number of classes."""
+"""A config's train or test set resolved as training does into a :class:`SplitData` (its
+dataset dicts, task, classes, empty records) that the checks read; the :class:`Problem` they
+report; what else the config says about its data (streaming or not, the model's classes)."""
 from __future__ import annotations
 
 import copy
@@ -8,6 +8,7 @@ import inspect
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from mona_scale.data.catalog import get_dataset_dicts
 from mona_scale.data.cls_readers import datasets_root
@@ -17,9 +18,61 @@ from detectron2.data import DatasetCatalog, MetadataCatalog, get_detection_datas
 from detectron2.utils.registry import locate
 
 from .diagnose import load_problems
-from .problems import DEFAULT_IGNORE_LABEL, SPLITS, Problem, SplitData
 
 logger = logging.getLogger(__name__)
+SPLITS = ("train", "test")
+DEFAULT_IGNORE_LABEL = 255
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in the data.
+
+    Attributes:
+        split: ``train``, ``test`` or ``train/test`` (a mismatch between the two).
+        kind: what is wrong, e.g. ``missing file``, ``undecodable image``.
+        path: the file it concerns (image, mask, annotation or split file, config).
+        detail: a human-readable explanation.
+    """
+
+    split: str
+    kind: str
+    path: str
+    detail: str = ""
+
+
+@dataclass
+class SplitData:
+    """A resolved split: its records and what is known about its classes.
+
+    Attributes:
+        split: ``train`` or ``test``.
+        records: the dataset dicts the loader will use (empty records dropped when the
+            loader filters them).
+        task: ``detection``, ``sem_seg`` or ``classification``.
+        names: the registered detectron2 dataset names the node reads.
+        classes: class names (from the datasets' metadata, else ``"0"``, ``"1"``, ...).
+        classes_from_metadata: whether ``classes`` came from metadata.
+        ignore_label: the semantic-segmentation ignore value.
+        source: the file the split comes from (annotation file, split file, directory).
+        skipped_empty: records without (non-crowd) annotations dropped by the loader.
+        empty: records without annotations that the loader keeps (e.g. test images).
+        id_map: COCO category id -> contiguous id, when the metadata has one.
+    """
+
+    split: str
+    records: list[dict]
+    task: str
+    names: list[str] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
+    classes_from_metadata: bool = False
+    ignore_label: int = DEFAULT_IGNORE_LABEL
+    source: str = ""
+    skipped_empty: int = 0
+    empty: int = 0
+    id_map: dict | None = None
+
+
 _CLASS_KEYS = {"detection": ("thing_classes",), "sem_seg": ("stuff_classes",),
                "classification": ("classes", "thing_classes", "stuff_classes")}
 
@@ -62,16 +115,14 @@ def model_num_classes(model_cfg) -> int:
 
 
 def _parameters(target) -> dict[str, inspect.Parameter]:
-    """The keyword parameters of ``target``; ``get_dataset_dicts`` forwards its ``**kwargs``
-    to detectron2's ``get_detection_dataset_dicts``, whose parameters are added."""
+    """The parameters of ``target`` (``get_dataset_dicts``: those of detectron2's
+    ``get_detection_dataset_dicts``, to which it forwards its ``**kwargs``)."""
     try:
         function = locate(target) if isinstance(target, str) else target
-        params = dict(inspect.signature(function).parameters)
+        function = get_detection_dataset_dicts if function is get_dataset_dicts else function
+        return dict(inspect.signature(function).parameters)
     except Exception:  # an unknown target fails later, at instantiation, with its own error
         return {}
-    if function is get_dataset_dicts:
-        params.update(inspect.signature(get_detection_dataset_dicts).parameters)
-    return params
 
 
 def _relax(node) -> bool:
@@ -118,12 +169,12 @@ def _metadata(names: Sequence[str], *keys: str, default=None):
 
 
 def _task(records: list[dict]) -> str:
-    for record in records[:100]:
-        for key, task in (("sem_seg_file_name", "sem_seg"), ("label", "classification"),
-                          ("annotations", "detection")):
-            if key in record:
-                return task
-    return "detection" if records else "classification"
+    """The task of the first record (of 100) with a mask, a label or annotations."""
+    keys = [k for r in records[:100] for k in ("sem_seg_file_name", "label", "annotations")
+            if k in r]
+    tasks = {"sem_seg_file_name": "sem_seg", "label": "classification"}
+    return tasks.get(keys[0], "detection") if keys else ("detection" if records else
+                                                         "classification")
 
 
 def resolve_split(cfg, split: str) -> tuple[SplitData | None, list[Problem]]:
@@ -149,7 +200,7 @@ def resolve_split(cfg, split: str) -> tuple[SplitData | None, list[Problem]]:
     try:
         records = list(instantiate(node))
     except Exception as e:  # any reader error is a problem to report, not a crash
-        return None, load_problems(split, e, source, names)
+        return None, [Problem(split, *p) for p in load_problems(e, source, names)]
     names = names or _registered_names(spec)  # readers may register their sets
     task = _task(records)
     classes = _metadata(names, *_CLASS_KEYS[task], default=[])
