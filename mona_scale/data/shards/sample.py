@@ -55,7 +55,7 @@ class RawSample:
         record = {k: v for k, v in self.record.items() if k not in _PRIVATE}
         served, base = {}, f"{PREFIX}{self.shard}/{self.key}."
         for field, member in (("file_name", self.record["_image"]),
-                              ("sem_seg_file_name", self.record.get("_sem_seg"))):
+                              ("sem_seg_file_name", self.record.get("_sem_seg") and SEM_SEG_EXT)):
             if member:
                 record[field], served[base + member] = base + member, self.files[member]
         for ann in record.get("annotations", ()):
@@ -123,8 +123,8 @@ def decode_sample(shard: str, key: str, files: dict[str, bytes],
     if not isinstance(record, dict) or record.get("_image") not in files:
         raise InvalidSample(f"{key}.json names no image member present in the sample "
                             f"(members: {sorted(files)})")
-    if record.get("_sem_seg") and record["_sem_seg"] not in files:
-        raise InvalidSample(f"{key}.{record['_sem_seg']} is missing")
+    if record.get("_sem_seg") and SEM_SEG_EXT not in files:
+        raise InvalidSample(f"{key}.{SEM_SEG_EXT} is missing")
     try:
         validate_record(record, num_classes)
     except InvalidSample:
