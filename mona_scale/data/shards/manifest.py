@@ -181,11 +181,9 @@ class ShardSet:
         Returns:
             The shard set (without sample counts).
         """
-        urls = [u for pattern in ([urls] if isinstance(urls, str) else urls)
-                for u in expand_urls(pattern)]
-        shards = [ShardInfo(redact(os.path.basename(u.split()[-1]) or u), u)
-                  for u in urls]  # the name is logged: no credentials in it
-        return cls(shards, task, list(classes or []))
+        urls = [u for p in ([urls] if isinstance(urls, str) else urls) for u in expand_urls(p)]
+        return cls([ShardInfo(redact(os.path.basename(u.split()[-1]) or u), u)  # names are
+                    for u in urls], task, list(classes or []))  # logged: no credentials
 
     @property
     def num_samples(self) -> int | None:
