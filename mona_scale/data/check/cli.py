@@ -13,7 +13,7 @@ from mona_scale.engine.config import load_config
 
 from tabulate import tabulate
 
-from .files import check_files, unpaired_files
+from .files import check_files
 from .labels import check_labels, class_counts, compare_splits
 from .resolve import SPLITS, Problem, SplitData, is_stream_config, model_num_classes, resolve_split
 
@@ -101,7 +101,7 @@ def _run_checks(cfg, args) -> list[Problem]:
         data.classes = data.classes or [str(k) for k in range(num_classes)]
         problems += check_labels(data)
         files, mask_stats = ([], None) if args.skip_files else check_files(data, args.workers)
-        problems += files + ([] if args.skip_files else unpaired_files(data))
+        problems += files
         if data.classes_from_metadata and num_classes and len(data.classes) != num_classes:
             problems.append(Problem(split, "category mismatch", args.config_file,
                                     f"the model predicts {num_classes} classes, the {split} "

@@ -73,15 +73,14 @@ def _coco_json(name: str, json_file: str, image_root: str, registered: Sequence[
     if registered and in_file != list(registered):
         yield ("category mismatch", json_file, f"its categories [{_short(in_file)}] differ from "
                f"the classes {name!r} is registered with [{_short(registered)}]")
-    ids = sorted(c["id"] for c in data.get("categories", []))
-    known = set(ids)
+    known = {c["id"] for c in data.get("categories", [])}
     images = {i["id"]: os.path.join(image_root, i["file_name"]) for i in data.get("images", [])}
     for ann in data.get("annotations", []):
         path = images.get(ann.get("image_id"), json_file)
         where = f"annotation {ann.get('id')} in {json_file}"
         if ann.get("category_id") not in known:
             yield ("label out of range", path, f"{where}: category_id {ann.get('category_id')} "
-                   f"is not among the ids of its categories [{_short(ids)}]")
+                   f"is not among the ids of its categories [{_short(sorted(known))}]")
         if ann.get("image_id") not in images:
             yield ("invalid annotation", json_file,
                    f"{where}: image_id {ann.get('image_id')} is not an image")

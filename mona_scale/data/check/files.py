@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from .resolve import DEFAULT_IGNORE_LABEL, Problem, SplitData
 
+logger = logging.getLogger(__name__)
 _PLAIN_SCHEMES = ("file", "http", "https", "s3", "gs")  # others convert: show the file
 
 
@@ -81,7 +82,9 @@ def check_record_files(record: dict, num_classes: int = 0,
 
 
 def check_files(data: SplitData, workers: int = 1) -> tuple[list[Problem], np.ndarray | None]:
-    """Open every image (and mask) of a split.
+    """Open every image (and mask) of a split; for semantic segmentation also find images
+    without a mask and masks without an image in its directories (detectron2's
+    ``load_sem_seg`` silently keeps only the pairs).
 
     Args:
         data: a resolved split.
@@ -93,10 +96,9 @@ def check_files(data: SplitData, workers: int = 1) -> tuple[list[Problem], np.nd
     """
     function = functools.partial(check_record_files, num_classes=len(data.classes),
                                  ignore_label=data.ignore_label)
-    records = data.records
-    logging.getLogger(__name__).info("opening %d %s images%s with %d worker(s)", len(records),
-                                     data.split, " and masks" if data.task == "sem_seg" else "",
-                                     max(workers, 1))
+    records, and_masks = data.records, " and masks" if data.task == "sem_seg" else ""
+    logger.info("opening %d %s images%s with %d worker(s)", len(records), data.split,
+                and_masks, max(workers, 1))
     pool = ProcessPoolExecutor(workers) if workers > 1 and len(records) > 1 else None
     problems, stats = [], np.zeros((2, 256), dtype=np.int64)
     with pool or contextlib.nullcontext():
@@ -106,22 +108,13 @@ def check_files(data: SplitData, workers: int = 1) -> tuple[list[Problem], np.nd
                                      unit="img", mininterval=2.0, file=sys.stderr):
             problems += [Problem(data.split, *p) for p in found]
             stats += np.stack([histogram, histogram > 0]) if histogram is not None else 0
-    return problems, stats if data.task == "sem_seg" else None
+    return (problems + _unpaired(data), stats) if data.task == "sem_seg" else (problems, None)
 
 
-def unpaired_files(data: SplitData) -> list[Problem]:
-    """Images without a mask and masks without an image in a semantic-segmentation set's
-    directories (detectron2's ``load_sem_seg`` silently keeps only the pairs).
-
-    Args:
-        data: a resolved split; its datasets' metadata name ``image_root`` and
-            ``sem_seg_root``.
-
-    Returns:
-        ``missing file`` problems, the path being the file that has no partner.
-    """
+def _unpaired(data: SplitData) -> list[Problem]:
+    """Images without a mask, masks without an image in ``image_root`` / ``sem_seg_root``."""
     problems = []
-    for meta in map(MetadataCatalog.get, data.names if data.task == "sem_seg" else []):
+    for meta in map(MetadataCatalog.get, data.names):
         roots = meta.get("image_root", None), meta.get("sem_seg_root", None)
         if not all(r and os.path.isdir(r) for r in roots):
             continue

@@ -114,22 +114,18 @@ def model_num_classes(model_cfg) -> int:
     return 0
 
 
-def _parameters(target) -> dict[str, inspect.Parameter]:
-    """The parameters of ``target`` (``get_dataset_dicts``: those of detectron2's
-    ``get_detection_dataset_dicts``, to which it forwards its ``**kwargs``)."""
-    try:
-        function = locate(target) if isinstance(target, str) else target
-        function = get_detection_dataset_dicts if function is get_dataset_dicts else function
-        return dict(inspect.signature(function).parameters)
-    except Exception:  # an unknown target fails later, at instantiation, with its own error
-        return {}
-
-
 def _relax(node) -> bool:
     """Turn off the reader's image checks (``check_images``: this check opens every image
     itself and reports all broken ones) and its ``filter_empty``; return whether the loader
-    drops records without annotations."""
-    params = _parameters(node.get("_target_"))
+    drops records without annotations. ``get_dataset_dicts`` takes the parameters of
+    detectron2's ``get_detection_dataset_dicts``, to which it forwards its ``**kwargs``."""
+    try:
+        target = node.get("_target_")
+        function = locate(target) if isinstance(target, str) else target
+        function = get_detection_dataset_dicts if function is get_dataset_dicts else function
+        params = inspect.signature(function).parameters
+    except Exception:  # an unknown target fails later, at instantiation, with its own error
+        return False
     if "check_images" in params:
         node.check_images = False
     if "filter_empty" not in params:
@@ -189,8 +185,7 @@ def resolve_split(cfg, split: str) -> tuple[SplitData | None, list[Problem]]:
     """
     loader = cfg.dataloader.get(split)
     if loader is None or loader.get("dataset") is None:
-        logger.warning("the config has no dataloader.%s.dataset; %s set not checked", split,
-                       split)
+        logger.warning("no dataloader.%s.dataset in the config: %s set not checked", split, split)
         return None, []
     node = copy.deepcopy(loader.dataset)
     spec = node if hasattr(node, "get") else {}  # not a node: records given in the config
