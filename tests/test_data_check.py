@@ -408,3 +408,51 @@ def test_problem_table_caps_rows_but_counts_all():
     assert "img4.jpg" in text and "img5.jpg" not in text and "x.jpg" not in text
     assert "... and 3 more" in text
     assert "7 missing file (train), 1 empty label (test)" in text
+
+
+def test_unreadable_sets_are_diagnosed_per_file(tmp_path: Path):
+    from mona_scale.data.check.diagnose import load_problems
+
+    from detectron2.data import MetadataCatalog
+
+    voc = tmp_path / "VOC"
+    (voc / "ImageSets" / "Main").mkdir(parents=True)
+    (voc / "Annotations").mkdir()
+    (voc / "ImageSets" / "Main" / "test.txt").write_text("ok\nmissing\nbroken\nbad\n")
+    box = "<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>{}</ymax></bndbox>"
+    (voc / "Annotations" / "ok.xml").write_text(
+        f"<annotation><object><name>cat</name>{box.format(5)}</object></annotation>")
+    (voc / "Annotations" / "broken.xml").write_text("<annotation><object>")
+    (voc / "Annotations" / "bad.xml").write_text(
+        f"<annotation><object><name>unicorn</name>{box.format(5)}</object>"
+        f"<object><name>dog</name>{box.format('five')}</object></annotation>")
+    MetadataCatalog.get("check_test_voc").set(dirname=str(voc), split="test",
+                                              thing_classes=["cat", "dog"])
+    found = load_problems(ValueError("'unicorn' is not in list"), str(voc), ["check_test_voc"])
+    xml = voc / "Annotations"
+    assert [p[:2] for p in found] == [("missing file", str(xml / "missing.xml")),
+                                      ("undecodable annotation", str(xml / "broken.xml")),
+                                      ("label out of range", str(xml / "bad.xml")),
+                                      ("invalid annotation", str(xml / "bad.xml"))]
+
+    coco = tmp_path / "instances.json"
+    coco.write_text(json.dumps({
+        "categories": [{"id": 1, "name": "cat"}, {"id": 3, "name": "dog"}],
+        "images": [{"id": 7, "file_name": "a.jpg"}],
+        "annotations": [{"id": 1, "image_id": 7, "category_id": 2, "bbox": [0, 0, 1, 1]},
+                        {"id": 2, "image_id": 8, "category_id": 1, "bbox": [0, 0, 1, 1]},
+                        {"id": 3, "image_id": 7, "category_id": 3, "bbox": []}]}))
+    MetadataCatalog.get("check_test_coco").set(json_file=str(coco), image_root="img",
+                                               thing_classes=["cat", "cow"])
+    found = load_problems(KeyError(2), str(coco), ["check_test_coco"])
+    assert [p[:2] for p in found] == [("category mismatch", str(coco)),
+                                      ("label out of range", os.path.join("img", "a.jpg")),
+                                      ("invalid annotation", str(coco)),
+                                      ("invalid annotation", os.path.join("img", "a.jpg"))]
+    assert "annotation 1 in" in found[1][2] and "category_id 2" in found[1][2]
+
+    labels = tmp_path / "labels.txt"
+    labels.write_text("x.jpg 9\n")
+    found = load_problems(ValueError(f"'{labels}' line 1: label 9 outside [0, 3)"), "src", [])
+    assert [p[:2] for p in found] == [("label out of range", str(labels))]
+    assert load_problems(RuntimeError("boom"), "src", [])[0][:2] == ("unreadable dataset", "src")
