@@ -24,8 +24,9 @@ def _label_problem(record: dict, num_classes: int) -> tuple[str, str] | None:
                                           f"{num_classes}")
         if not np.isin(values, (0.0, 1.0)).all():
             return "label out of range", f"multi-hot label holds values other than 0/1: {label}"
-        return ("empty label", "multi-hot label with no positive class") if values.sum() == 0 \
-            else None
+        if values.sum() == 0:
+            return "empty label", "multi-hot label with no positive class"
+        return None
     if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
         return "label out of range", f"label {label!r} is not an integer"
     if label < 0 or (num_classes and label >= num_classes):
