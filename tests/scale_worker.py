@@ -1,15 +1,19 @@
-"""Runs several training jobs in one torchrun launch (one process group, so the slow part,
-starting processes and importing detectron2 / DeepSpeed, is paid once).
+"""Runs several training jobs in one process or one torchrun launch (one process group, so
+the slow part, starting processes and importing detectron2 / DeepSpeed, is paid once).
 
-    torchrun --nproc_per_node 2 tests/scale_worker.py <jobs.json>
+    torchrun --nproc_per_node 2 tests/scale_worker.py <jobs.json>   # test_scale
+    python tests/scale_worker.py <jobs.json>                        # test_paper_configs
 
 ``jobs.json``: a list of {"config": path, "overrides": [...], "resume": bool}. Each job is
 exactly what ``projects/train_net.py --config-file <config> [--resume] <overrides>`` runs.
 A job with ``"gradients": path`` instead runs one forward and backward of the first batch
 through the strategy and rank 0 saves every trainable parameter's whole gradient there.
+Rank 0 prints each job's output directory and seconds to stderr.
 """
+import gc
 import json
 import sys
+import time
 
 from mona_scale.engine.config import load_config
 from mona_scale.engine.defaults import (
@@ -50,11 +54,16 @@ def main(jobs_file: str) -> None:
     with open(jobs_file) as f:
         jobs = json.load(f)
     for job in jobs:
+        start = time.perf_counter()
         cfg = load_config(job["config"], job["overrides"])
         if job.get("gradients"):
             gradients(cfg, job["gradients"])
         else:
             run(cfg, resume=job.get("resume", False))
+        gc.collect()  # the previous job's model and optimizer, before the next one's
+        if dist.get_rank() == 0:
+            print(f"[scale_worker] {cfg.train.output_dir} resume={job.get('resume', False)} "
+                  f"{time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -45,13 +45,19 @@ VARIANTS = {"ddp_accum": STRATEGIES["ddp"] + ACCUM,
 # ZeRO-Offload (optimizer state and step on the CPU), against ddp
 OFFLOAD = {f"{name}_offload": STRATEGIES[name] + ["train.deepspeed.offload_optimizer=True"]
            for name in ("zero2", "zero3")}
+# The fp16 jobs sample 4 regions per image for the cascade's heads (the others 16). On CPU,
+# fp16 convolutions compute their gradients in a slow fallback (~0.5 s per box-head
+# convolution per step on 2 cores, 4x the bf16 run's time in all); with 4 regions each fp16
+# run takes seconds. "ddp_few_rois" is their fp32 reference for the first step.
+FEW_ROIS = ["model.roi_heads.batch_size_per_image=4"]
 # mixed precision: bf16 autocast under every strategy kind, fp16 (GradScaler) under ddp and
 # fsdp, and an fp16 fsdp run stopped and resumed (the scaler's state must survive)
 PRECISION = {"ddp_bf16": STRATEGIES["ddp"] + ["train.precision=bf16"],
              "fsdp_bf16": STRATEGIES["fsdp"] + ["train.precision=bf16"],
              "zero3_bf16": STRATEGIES["zero3"] + ["train.precision=bf16"],
-             "ddp_fp16": STRATEGIES["ddp"] + ["train.precision=fp16"],
-             "fsdp_fp16": STRATEGIES["fsdp"] + ["train.precision=fp16"]}
+             "ddp_fp16": STRATEGIES["ddp"] + FEW_ROIS + ["train.precision=fp16"],
+             "fsdp_fp16": STRATEGIES["fsdp"] + FEW_ROIS + ["train.precision=fp16"],
+             "ddp_few_rois": STRATEGIES["ddp"] + FEW_ROIS + ["train.max_iter=1"]}
 NO_EVAL = ["dataloader.evaluator=null"]
 # evaluation with 3 images on 2 ranks: rank 1 pads a forward pass under sharded weights
 EVAL = ["dataloader.test.dataset.num_images=3", "train.max_iter=1"]
@@ -149,8 +155,8 @@ def test_optimizer_offload_matches_ddp(runs, name):
 
 # Under bf16 / fp16 the per-stage resampling of the cascade heads (each stage matches its
 # refined boxes again) meets the same discrete flip at iteration 3: measured 2026-12-01,
-# zero3_bf16 vs ddp_bf16 loss 5.2472 vs 5.2185, fsdp_fp16 vs ddp_fp16 grad norm 13.517 vs
-# 13.541. Earlier iterations agree within 1e-3; the flipped one within 1e-2.
+# zero3_bf16 vs ddp_bf16 loss 5.2472 vs 5.2185, fsdp_fp16 vs ddp_fp16 (4 sampled regions)
+# loss 5.3173 vs 5.3438. Earlier iterations agree within 1e-3; the flipped one within 1e-2.
 LOW_PRECISION_FLIP_AT = 3
 
 
@@ -170,9 +176,10 @@ def test_bf16_matches_ddp_bf16(runs, name):
 
 @pytest.mark.slow
 def test_bf16_and_fp16_are_close_to_fp32(runs):
-    fp32 = losses(runs / "ddp")[0][0]  # same weights and batch at iteration 0
+    # same weights and batch at iteration 0
+    fp32, fp32_few_rois = losses(runs / "ddp")[0][0], losses(runs / "ddp_few_rois")[0][0]
     assert abs(losses(runs / "ddp_bf16")[0][0] - fp32) <= 2e-2 * fp32
-    assert abs(losses(runs / "ddp_fp16")[0][0] - fp32) <= 2e-3 * fp32
+    assert abs(losses(runs / "ddp_fp16")[0][0] - fp32_few_rois) <= 2e-3 * fp32_few_rois
 
 
 @pytest.mark.slow
@@ -233,6 +240,8 @@ def test_resume_continues_exactly(runs, name):
     resumed = losses(runs / f"{name}_b")  # 3 iterations, stop, resume, 3 iterations
     assert sorted(resumed) == list(range(ITERS))
     assert_close(resumed, losses(runs / name), rel=1e-6)
+    # loaded through the weights_only loader (DeepSpeed's own files included)
+    assert f"resuming at iteration {STOP}" in (runs / f"{name}_b" / "log.txt").read_text()
     assert (runs / f"{name}_b" / "last_checkpoint").read_text() == f"model_{ITERS - 1:07d}"
     assert (runs / f"{name}_b" / f"model_{STOP - 1:07d}").is_dir()  # the stop's checkpoint
 
