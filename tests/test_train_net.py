@@ -1,5 +1,7 @@
 """projects/train_net.py end to end on a tiny Cascade Mask R-CNN (real detectron2 model,
 synthetic data, CPU): training, metrics, evaluation, resume, overrides, tuning methods, DDP."""
+import shutil
+
 from mona_scale.backbones import SwinTransformer
 from mona_scale.engine.config import load_config
 
@@ -13,7 +15,9 @@ from helpers.tuning_methods import METHOD_PARTS, one_sgd_step
 def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("train")
     out = tmp / "run"
-    train_net(tmp, *TINY, "train.max_iter=12", f"train.output_dir={out}")
+    # wandb offline: test_wandb_offline_run_logs_metrics reads its run file
+    train_net(tmp, *TINY, "train.max_iter=12", "train.wandb.enabled=True",
+              "train.wandb.mode=offline", f"train.output_dir={out}")
     return tmp, out
 
 
@@ -45,12 +49,34 @@ def test_eval_only_reproduces_the_final_metrics(trained):
 
 
 @pytest.mark.slow
-def test_resume_continues_at_the_next_iteration(trained):
-    tmp, out = trained
-    train_net(tmp, *TINY, "--resume", "train.max_iter=15", f"train.output_dir={out}")
+def test_wandb_offline_run_logs_metrics(trained):
+    from helpers.wandb_records import read_run
+
+    _, out = trained
+    history, config, ids = read_run(out)
+    steps = {row["_step"]: row for row in history}
+    assert [s for s in steps if "total_loss" in steps[s]] == list(range(12))
+    assert any("bbox/AP" in row for row in history)
+    assert {"model", "train", "tuning"} <= config
+    assert ids == [(out / "wandb_run_id").read_text()]
+
+
+@pytest.mark.slow
+def test_resume_continues_at_the_next_iteration_and_its_wandb_run(trained):
+    from helpers.wandb_records import read_run
+
+    tmp, trained_out = trained
+    out = tmp / "resumed"  # a copy: the other tests read the 12-iteration run
+    shutil.copytree(trained_out, out)
+    run_id = (out / "wandb_run_id").read_text()
+    train_net(tmp, *TINY, "--resume", "train.max_iter=15", "train.wandb.enabled=True",
+              "train.wandb.mode=offline", f"train.output_dir={out}")
     iterations = [r["iteration"] for r in read_metrics(out) if "total_loss" in r]
     assert iterations == list(range(12)) + [12, 13, 14]
     assert "resuming at iteration 12" in (out / "log.txt").read_text()
+    history, _, ids = read_run(out)
+    assert ids == [run_id, run_id]  # the resumed job continued the same wandb run
+    assert sorted(r["_step"] for r in history if "total_loss" in r) == list(range(15))
 
 
 @pytest.mark.slow
@@ -107,29 +133,6 @@ def test_num_gpus_spawns_local_workers(tmp_path):
     assert "bbox/AP" in read_metrics(out)[-1]
 
 
-@pytest.mark.slow
-def test_wandb_offline_run_logs_metrics_and_continues_on_resume(tmp_path):
-    from helpers.wandb_records import read_run
-    out = tmp_path / "wb"
-    train_net(tmp_path, *TINY, "train.max_iter=3", "train.checkpointer.period=100",
-              f"train.output_dir={out}", "dataloader.test.dataset.num_images=2")
-    run_id = (out / "wandb_run_id").read_text()
-    history, config, ids = read_run(out)
-    steps = {row["_step"]: row for row in history}
-    assert [s for s in steps if "total_loss" in steps[s]] == [0, 1, 2]
-    assert any("bbox/AP" in row for row in history)
-    assert {"model", "train", "tuning"} <= config and ids == [run_id]
-    train_net(tmp_path, "--resume", *TINY, "train.max_iter=5", f"train.output_dir={out}",
-              "train.checkpointer.period=100", "dataloader.test.dataset.num_images=2")
-    history, _, ids = read_run(out)
-    assert ids == [run_id, run_id]  # the resumed job continued the same run
-    assert sorted(r["_step"] for r in history if "total_loss" in r) == [0, 1, 2, 3, 4]
-    off = tmp_path / "off"
-    train_net(tmp_path, *TINY, "train.max_iter=1", "train.wandb.enabled=False",
-              f"train.output_dir={off}", "dataloader.test.dataset.num_images=2")
-    assert not (off / "wandb").exists() and not (off / "wandb_run_id").exists()
-
-
 def test_wandb_mode(monkeypatch):
     from mona_scale.engine.wandb_writer import wandb_mode
     monkeypatch.delenv("WANDB_MODE", raising=False)
@@ -153,6 +156,8 @@ def test_every_strategy_runs_in_one_process_without_a_launcher(tmp_path, strateg
     assert "process 0 of 1" in (out / "log.txt").read_text()
     assert (out / "last_checkpoint").read_text() == "model_0000001"
     assert (out / "model_final.pth").is_file()
+    # CLS_TINY turns wandb off: no wandb files
+    assert not (out / "wandb").exists() and not (out / "wandb_run_id").exists()
 
 
 @pytest.mark.slow
