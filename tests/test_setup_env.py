@@ -2,9 +2,12 @@
 other dependencies, detectron2 and mona_scale there and leaves that torch as it was.
 
 The "existing environment" is a scratch venv that sees this project's torch and torchvision
-(and only the packages they need) through a ``.pth`` file, as a conda or module environment
-with a CUDA torch would. It installs every dependency from PyPI / the pip cache and builds
-detectron2: minutes, hence ``slow``.
+(and the packages they need) through a ``.pth`` file, as a conda or module environment with a
+CUDA torch would, together with the scientific stack such an environment usually has
+(:data:`PREINSTALLED`). The script installs the other dependencies (timm, which needs torch,
+under the torch pin; webdataset, safetensors, ...) from PyPI / the pip cache and builds
+detectron2: minutes, hence ``slow``. (Creating ``.venv`` from nothing is what ``make test``
+itself does first, with the same script.)
 """
 import importlib.metadata as md
 import os
@@ -16,6 +19,13 @@ from packaging.requirements import Requirement
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETUP = os.path.join(ROOT, "tools", "setup_env.sh")
+# already in the existing environment next to torch (with what they need): the large wheels
+# of requirements.txt, so the test spends its time on what the script does, not on unzipping
+PREINSTALLED = ["numpy", "scipy", "opencv-python-headless", "matplotlib", "pillow",
+                "tensorboard", "wandb", "shapely", "pycocotools", "faster-coco-eval",
+                "hydra-core", "fvcore", "black", "ruff", "pytest"]
+# the environment's own packaging tools, never linked
+TOOLS = {"pip", "setuptools", "wheel"}
 
 
 def dependency_closure(names):
@@ -29,6 +39,8 @@ def dependency_closure(names):
         try:
             dist = md.distribution(name)
         except md.PackageNotFoundError:
+            continue
+        if key in TOOLS:
             continue
         seen[key] = dist
         for line in dist.requires or []:
@@ -64,13 +76,15 @@ def test_setup_env_into_an_existing_environment_keeps_its_torch(tmp_path):
     python = str(env_dir / "bin" / "python")
     site = run_in(python, "import sysconfig; print(sysconfig.get_paths()['purelib'])")
     site = site.stdout.strip()
-    link_packages(dependency_closure(["torch", "torchvision"]), str(tmp_path / "torch_env"))
+    link_packages(dependency_closure(["torch", "torchvision", *PREINSTALLED]),
+                  str(tmp_path / "torch_env"))
     with open(os.path.join(site, "existing_torch.pth"), "w") as f:
         f.write(str(tmp_path / "torch_env") + "\n")
     before = run_in(python, "import torch, torchvision; print(torch.__version__, "
                             "torchvision.__version__)")
     assert before.returncode == 0, before.stderr
-    assert run_in(python, "import detectron2").returncode != 0  # not there yet
+    for missing in ("detectron2", "timm", "webdataset"):  # not there yet
+        assert run_in(python, f"import {missing}").returncode != 0, missing
 
     result = subprocess.run(["bash", SETUP, "--python", python], capture_output=True,
                             text=True, timeout=1800, env=dict(os.environ, PIP_NO_INPUT="1"))
@@ -79,12 +93,14 @@ def test_setup_env_into_an_existing_environment_keeps_its_torch(tmp_path):
     after = run_in(python, "import torch, torchvision; print(torch.__version__, "
                            "torchvision.__version__)")
     assert after.stdout == before.stdout  # the same torch and torchvision
-    where = run_in(python, "import torch, detectron2, mona_scale, deepspeed; "
+    where = run_in(python, "import torch, detectron2, mona_scale, deepspeed, timm; "
                            "print(torch.__file__); print(detectron2.__file__); "
-                           "print(mona_scale.__file__)")
+                           "print(timm.__file__); print(mona_scale.__file__)")
     assert where.returncode == 0, where.stderr[-3000:]
-    torch_file, d2_file, mona_file = where.stdout.splitlines()[-3:]  # after DeepSpeed's notes
+    # (the last lines: DeepSpeed prints notes first)
+    torch_file, d2_file, timm_file, mona_file = where.stdout.splitlines()[-4:]
     assert torch_file.startswith(str(tmp_path / "torch_env"))  # still the linked one
     assert d2_file.startswith(str(env_dir))  # built and installed into the environment
+    assert timm_file.startswith(str(env_dir))  # installed (under the torch pin)
     assert mona_file == os.path.join(ROOT, "mona_scale", "__init__.py")
     assert "torch 2" in result.stdout and "unchanged" in result.stdout
