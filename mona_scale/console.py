@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import warnings
 
 __all__ = ["THIRD_PARTY_NOISE", "quiet_third_party", "run_summary", "mona_shards"]
@@ -33,7 +34,7 @@ def quiet_third_party() -> None:
     Our own log lines and any other warning still print.
     """
     for message, category in THIRD_PARTY_NOISE:
-        warnings.filterwarnings("ignore", message=_prefix(message), category=category)
+        warnings.filterwarnings("ignore", message=re.escape(message), category=category)
     for module in ("detectron2", "fvcore", "pycocotools", "iopath", "webdataset"):
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=rf"{module}\b")
     # child processes (DataLoader workers, torchrun / spawn ranks) inherit the environment
@@ -42,12 +43,6 @@ def quiet_third_party() -> None:
     current = os.environ.get("PYTHONWARNINGS", "")
     os.environ["PYTHONWARNINGS"] = ",".join(x for x in [current, *inherited] if x)
     os.environ.setdefault("WANDB_SILENT", "true")
-
-
-def _prefix(message: str) -> str:
-    import re
-
-    return re.escape(message)
 
 
 def run_summary(output_dir: str, pictures: str | None = None) -> list[str]:
@@ -61,36 +56,30 @@ def run_summary(output_dir: str, pictures: str | None = None) -> list[str]:
         Lines: metrics, checkpoints, evaluation outputs, pictures, the wandb directory and
         the command that uploads an offline wandb run.
     """
-    def exists(name: str) -> str | None:
+    def exists(name: str) -> str:
         path = os.path.join(output_dir, name)
-        return path if os.path.exists(path) else None
+        return path if os.path.exists(path) else ""
 
-    lines = [f"results of this run in {output_dir}/:"]
-    if exists("metrics.json"):
-        lines.append(f"  metrics      {exists('metrics.json')} (one JSON line per log period "
-                     f"and per evaluation)")
     checkpoints = []
-    last = exists("last_checkpoint")
-    if last:
-        with open(last) as f:
+    if exists("last_checkpoint"):
+        with open(exists("last_checkpoint")) as f:
             checkpoints.append(os.path.join(output_dir, f.read().strip()) + " (last)")
     if exists("model_final.pth"):
         checkpoints.append(f"{exists('model_final.pth')} (consolidated weights)")
-    if checkpoints:
-        lines.append("  checkpoints  " + ", ".join(checkpoints))
-    if exists("inference"):
-        lines.append(f"  evaluation   {exists('inference')}/")
-    if exists("log.txt"):
-        lines.append(f"  log          {exists('log.txt')}")
-    if pictures and os.path.isdir(pictures):
-        lines.append(f"  pictures     {pictures}/")
     runs = sorted(glob.glob(os.path.join(output_dir, "wandb", "*run-*")), key=os.path.getmtime)
-    if runs:
-        run = runs[-1]
-        if os.path.basename(run).startswith("offline-"):
-            lines.append(f"  wandb        {run} (offline; upload: wandb sync {run})")
-        else:
-            lines.append(f"  wandb        {run}")
+    offline = runs and os.path.basename(runs[-1]).startswith("offline-")
+    lines = [f"results of this run in {output_dir}/:"]
+    for label, path, note in (
+            ("metrics", exists("metrics.json"), " (one JSON line per log period and per "
+                                                "evaluation)"),
+            ("checkpoints", ", ".join(checkpoints), ""),
+            ("evaluation", exists("inference") and exists("inference") + "/", ""),
+            ("log", exists("log.txt"), ""),
+            ("pictures", f"{pictures}/" if pictures and os.path.isdir(pictures) else "", ""),
+            ("wandb", runs[-1] if runs else "",
+             f" (offline; upload: wandb sync {runs[-1]})" if offline else "")):
+        if path:
+            lines.append(f"  {label:<12} {path}{note}")
     return lines
 
 

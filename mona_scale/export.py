@@ -99,7 +99,13 @@ def load_adapter(model: nn.Module, path: str) -> dict[str, str]:
     return metadata
 
 
-def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+def main(argv: Sequence[str] | None = None) -> dict[str, int]:
+    """Command line entry point. Returns the bytes written per output."""
+    from omegaconf import OmegaConf
+
+    from .engine.config import load_config
+    from .engine.defaults import build_model
+
     parser = argparse.ArgumentParser(prog="python -m mona_scale.export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config-file", required=True, help="the training config")
@@ -111,15 +117,6 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not (args.adapter or args.full):
         parser.error("give --adapter and/or --full")
-    return args
-
-
-def main(argv: Sequence[str] | None = None) -> dict[str, int]:
-    """Command line entry point. Returns the bytes written per output."""
-    from .engine.config import load_config
-    from .engine.defaults import build_model
-
-    args = _parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cfg = load_config(args.config_file, args.opts)
     cfg.train.device = "cpu"
@@ -140,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, int]:
             logger.warning("no base model known (train.init_checkpoint is empty in the config "
                            "and in the run's config.yaml): the adapter file names none")
         metadata = {"base_model": str(base or ""),
-                    "tuning": json.dumps(_plain(cfg.tuning)),
+                    "tuning": json.dumps(OmegaConf.to_container(cfg.tuning, resolve=True)),
                     "config": os.path.abspath(args.config_file)}
         written["adapter"] = save_adapter(model, model.state_dict(), args.adapter, metadata)
     total = sum(t.numel() * t.element_size() for t in model.state_dict().values())
@@ -168,13 +165,6 @@ def _run_init_checkpoint(checkpoint: str) -> str:
         return ""
     value = OmegaConf.select(OmegaConf.load(path), "train.init_checkpoint", default="")
     return str(value or "")
-
-
-def _plain(node) -> dict:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) \
-        else dict(node)
 
 
 if __name__ == "__main__":

@@ -114,10 +114,6 @@ def unwrap_state_dict(obj, source: str) -> tuple[dict[str, torch.Tensor], str]:
 
 
 def _tensors(state: Mapping) -> dict[str, torch.Tensor]:
-    out = {}
-    for k, v in state.items():
-        if isinstance(v, np.ndarray):
-            v = torch.from_numpy(np.ascontiguousarray(v))
-        if isinstance(v, torch.Tensor):
-            out[k] = v
-    return out
+    """The tensors and numpy arrays (as tensors) of ``state``; other values are dropped."""
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v
+            for k, v in state.items() if isinstance(v, (np.ndarray, torch.Tensor))}

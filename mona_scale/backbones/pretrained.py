@@ -89,23 +89,6 @@ class LoadReport:
         return text
 
 
-def _best_prefix(keys) -> str:
-    def score(prefix: str) -> int:
-        return sum(k.startswith(prefix) and k[len(prefix):].startswith(BACKBONE_ROOTS)
-                   for k in keys)
-    return max(PREFIXES, key=score)  # ties keep the earlier (longer) prefix
-
-
-def _is_timm(keys: set[str], num_stages: int) -> bool:
-    return f"layers.{num_stages - 1}.downsample.reduction.weight" in keys or any(
-        k.startswith("head.fc.") for k in keys)
-
-
-def _from_timm(key: str) -> str:
-    return re.sub(r"^layers\.(\d+)\.downsample",
-                  lambda m: f"layers.{int(m.group(1)) - 1}.downsample", key)
-
-
 def to_backbone_keys(state: Mapping[str, torch.Tensor], num_stages: int = 4,
                      container: str = "") -> tuple[dict, list[str], list[str], str]:
     """Map a file's keys onto the backbone's (Microsoft) key space.
@@ -113,18 +96,22 @@ def to_backbone_keys(state: Mapping[str, torch.Tensor], num_stages: int = 4,
     Returns:
         (mapped state, unexpected keys, ignored keys, layout name).
     """
-    prefix = _best_prefix(state)
+    prefix = max(PREFIXES, key=lambda p: sum(  # ties keep the earlier (longer) prefix
+        k.startswith(p) and k[len(p):].startswith(BACKBONE_ROOTS) for k in state))
     roots = BACKBONE_ROOTS + ("head.", "norm.")
     stripped = {k[len(prefix):]: v for k, v in state.items()
                 if k.startswith(prefix) and k[len(prefix):].startswith(roots)}
     unexpected = [k for k in state if not k.startswith(prefix) or k[len(prefix):] not in stripped]
-    timm = _is_timm(set(stripped), num_stages)
+    # timm numbers each downsample with the stage after it, and names its classifier head.fc
+    timm = f"layers.{num_stages - 1}.downsample.reduction.weight" in stripped or any(
+        k.startswith("head.fc.") for k in stripped)
     mapped, ignored = {}, []
     for key, value in stripped.items():
         if IGNORED.search(key):
             ignored.append(prefix + key)
-            continue
-        mapped[_from_timm(key) if timm else key] = value
+        else:
+            mapped[re.sub(r"^layers\.(\d+)\.downsample", lambda m: f"layers.{int(m.group(1)) - 1}"
+                          f".downsample", key) if timm else key] = value
     layout = ("timm" if timm else "detectron2" if "bottom_up" in prefix
               else "mmcv" if prefix.endswith("backbone.") or container == "state_dict"
               else "microsoft")
@@ -194,21 +181,20 @@ def load_pretrained(backbone: nn.Module, path_or_state_dict) -> LoadReport:
 
 def _block_names(keys) -> list[str]:
     """``layers.2.blocks.6-17``-style names of the blocks (or other parts) ``keys`` touch."""
-    blocks: dict[int, list[int]] = {}
-    other = []
+    blocks: dict[int, set[int]] = {}
+    other = set()
     for key in keys:
         m = re.match(r"layers\.(\d+)\.blocks\.(\d+)\.", key)
         if m:
-            blocks.setdefault(int(m.group(1)), []).append(int(m.group(2)))
+            blocks.setdefault(int(m.group(1)), set()).add(int(m.group(2)))
         else:
-            other.append(key.rsplit(".", 1)[0])
+            other.add(key.rsplit(".", 1)[0])
     names = []
     for stage, ids in sorted(blocks.items()):
-        ids = sorted(set(ids))
-        span = f"{ids[0]}-{ids[-1]}" if ids == list(range(ids[0], ids[-1] + 1)) else ids
-        names.append(f"layers.{stage}.blocks.{span}" if len(ids) > 1
-                     else f"layers.{stage}.blocks.{ids[0]}")
-    return names + sorted(set(other))
+        lo, hi = min(ids), max(ids)
+        span = lo if lo == hi else f"{lo}-{hi}" if len(ids) == hi - lo + 1 else sorted(ids)
+        names.append(f"layers.{stage}.blocks.{span}")
+    return names + sorted(other)
 
 
 def _check_depth(report: LoadReport, backbone: nn.Module) -> None:

@@ -128,13 +128,11 @@ def complete_checkpoints(save_dir: str) -> list[tuple[int, str]]:
     """``(iteration, directory name)`` of every complete checkpoint (``model_<digits>/`` with
     a readable ``meta.json``) in ``save_dir``, by iteration."""
     found = []
-    if not os.path.isdir(save_dir):
-        return found
-    for name in os.listdir(save_dir):
+    for name in os.listdir(save_dir) if os.path.isdir(save_dir) else []:
         m = CHECKPOINT_NAME.match(name)
-        if not m or not os.path.isdir(os.path.join(save_dir, name)):
+        if not m:
             continue
-        try:
+        try:  # (a file named like a checkpoint holds no meta.json either)
             meta = read_meta(os.path.join(save_dir, name))
         except (OSError, ValueError):
             continue
@@ -417,12 +415,9 @@ class PeriodicCheckpointHook(HookBase):
         if target is None:
             return
         newest = read_meta(target).get("iteration")
-        ours = []
-        for iteration, name in complete_checkpoints(save_dir):
-            path = os.path.join(save_dir, name)
-            if os.path.samefile(path, target) or newest is None or iteration >= newest:
-                continue
-            if read_meta(path).get("run") == self.checkpointer.run_id:
-                ours.append(path)
+        older = [os.path.join(save_dir, name) for iteration, name in
+                 complete_checkpoints(save_dir) if newest is not None and iteration < newest]
+        ours = [path for path in older if not os.path.samefile(path, target)
+                and read_meta(path).get("run") == self.checkpointer.run_id]
         for path in ours[:max(0, len(ours) - (self.max_to_keep - 1))]:
             shutil.rmtree(path, ignore_errors=True)

@@ -125,13 +125,6 @@ def load_config(path: str, overrides: list[str] | None = None) -> DictConfig:
     return apply_overrides(cfg, list(overrides or []))
 
 
-def _shape_fields(shape) -> dict:
-    """A ``ShapeSpec``'s fields (a namedtuple in detectron2 v0.6, a dataclass on main)."""
-    if dataclasses.is_dataclass(shape):
-        return dataclasses.asdict(shape)
-    return dict(shape._asdict())
-
-
 def save_config(cfg: DictConfig, path: str) -> None:
     """Write the config as YAML (detectron2's ``LazyConfig.save``), atomically, with
     credentials in its strings (e.g. a ``pipe:`` shard URL's token) redacted by
@@ -164,8 +157,9 @@ def save_config(cfg: DictConfig, path: str) -> None:
             value = child._value() if child is not None else None
             if isinstance(value, str) and redact(value) != value:
                 node[key] = redact(value)
-            elif isinstance(value, ShapeSpec):
-                node[key] = LazyCall(ShapeSpec)(**_shape_fields(value))
+            elif isinstance(value, ShapeSpec):  # a namedtuple in v0.6, a dataclass on main
+                fields = value._asdict() if hasattr(value, "_asdict") else dataclasses.asdict(value)
+                node[key] = LazyCall(ShapeSpec)(**fields)
 
     cfg = copy.deepcopy(cfg)
     scrub(cfg)

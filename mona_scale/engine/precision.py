@@ -42,12 +42,12 @@ class Precision:
 
     name: str = "fp32"
     device_type: str = "cpu"
-    scaler: torch.amp.GradScaler | None = field(init=False, default=None)
+    #: torch's loss scaler, enabled for fp16 only (a disabled one passes everything through)
+    scaler: torch.amp.GradScaler = field(init=False)
 
     def __post_init__(self) -> None:
         parse_dtype(self.name, "train.precision")
-        if self.name == "fp16":
-            self.scaler = torch.amp.GradScaler(self.device_type)
+        self.scaler = torch.amp.GradScaler(self.device_type, enabled=self.name == "fp16")
 
     @property
     def dtype(self) -> torch.dtype | None:
@@ -62,24 +62,20 @@ class Precision:
 
     def scale(self, loss: torch.Tensor) -> torch.Tensor:
         """The loss to call backward on."""
-        return self.scaler.scale(loss) if self.scaler is not None else loss
+        return self.scaler.scale(loss)
 
     def unscale_(self, optimizer: torch.optim.Optimizer) -> None:
         """Unscale gradients in place (before clipping)."""
-        if self.scaler is not None:
-            self.scaler.unscale_(optimizer)
+        self.scaler.unscale_(optimizer)
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
         """Optimizer step (skipped by the scaler on inf/NaN gradients in fp16)."""
-        if self.scaler is None:
-            optimizer.step()
-            return
         self.scaler.step(optimizer)
         self.scaler.update()
 
     def state_dict(self) -> dict:
-        return self.scaler.state_dict() if self.scaler is not None else {}
+        return self.scaler.state_dict()  # {} when disabled
 
     def load_state_dict(self, state: dict) -> None:
-        if self.scaler is not None and state:
+        if state:  # (a checkpoint of another precision holds none)
             self.scaler.load_state_dict(state)

@@ -53,30 +53,22 @@ class StopDecision:
 
     Attributes:
         stop: end the loop after this iteration (and checkpoint it).
-        requeue_signal: some rank received ``SIGUSR1``.
-        exit_signal: some rank received ``SIGTERM``.
-        at_iteration: ``train.stop_at_iter`` is this iteration.
-        requested: some rank called :meth:`StopControl.request` (a hook or a user).
+        reasons: why, in this order: ``SIGUSR1`` / ``SIGTERM`` (some rank received it),
+            ``train.stop_at_iter`` (this is its iteration), ``a stop request`` (some rank
+            called :meth:`StopControl.request`: a hook or a user).
     """
 
     stop: bool = False
-    requeue_signal: bool = False
-    exit_signal: bool = False
-    at_iteration: bool = False
-    requested: bool = False
+    reasons: tuple[str, ...] = ()
 
     @property
     def signalled(self) -> bool:
         """Whether a signal takes part in the decision."""
-        return self.requeue_signal or self.exit_signal
+        return any(reason.startswith("SIG") for reason in self.reasons)
 
     def describe(self) -> str:
         """The reasons, for the log."""
-        reasons = [name for name, on in (("SIGUSR1", self.requeue_signal),
-                                         ("SIGTERM", self.exit_signal),
-                                         ("train.stop_at_iter", self.at_iteration),
-                                         ("a stop request", self.requested)) if on]
-        return ", ".join(reasons) or "nothing"
+        return ", ".join(self.reasons) or "nothing"
 
 
 class TrainingStopped(SystemExit):
@@ -163,9 +155,10 @@ class StopControl:
         """
         counts = count_each([*self._local_flags(), *extra])
         at_iteration = self.stop_at_iter > 0 and iteration + 1 == self.stop_at_iter
-        decision = StopDecision(stop=bool(at_iteration or any(counts[:3])),
-                                requeue_signal=counts[0] > 0, exit_signal=counts[1] > 0,
-                                requested=counts[2] > 0, at_iteration=at_iteration)
+        reasons = tuple(name for name, on in zip(
+            ("SIGUSR1", "SIGTERM", "train.stop_at_iter", "a stop request"),
+            (counts[0], counts[1], at_iteration, counts[2]), strict=True) if on)
+        decision = StopDecision(stop=bool(reasons), reasons=reasons)
         if decision.stop and not self.decision.stop:
             logger.warning(f"stopping after iteration {iteration} (its checkpoint is written "
                            f"first): {decision.describe()}")

@@ -122,7 +122,11 @@ class StrategyTrainer(TrainerBase):
             with sync:
                 with self.strategy.autocast():
                     loss_dict = self.model(data)
-                loss_dict = _as_loss_dict(loss_dict)
+                if isinstance(loss_dict, torch.Tensor):
+                    loss_dict = {"total_loss": loss_dict}
+                if not isinstance(loss_dict, Mapping) or not loss_dict:
+                    raise TypeError(f"model(batch) in training must return a dict of losses, "
+                                    f"got {type(loss_dict).__name__}")
                 self.strategy.backward(sum(loss_dict.values()) / self.grad_accum)
             for k, v in loss_dict.items():  # on the device: no synchronisation
                 term = v.detach().float().reshape(()) / self.grad_accum
@@ -143,9 +147,8 @@ class StrategyTrainer(TrainerBase):
             values.append(norm.detach().float().reshape(()).to(values[0].device))
         host = torch.stack(values).cpu().tolist()
         terms = dict(zip(loss_sums, host, strict=False))
-        grad_norm = None
-        if norm is not None:
-            grad_norm = host[-1] if isinstance(norm, torch.Tensor) else float(norm)
+        grad_norm = (host[-1] if isinstance(norm, torch.Tensor)
+                     else None if norm is None else float(norm))
         bad_loss = not all(math.isfinite(v) for v in terms.values())
         bad_norm = (grad_norm is not None and self.strategy.checks_grad_norm
                     and not math.isfinite(grad_norm))
@@ -182,13 +185,3 @@ class StrategyTrainer(TrainerBase):
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.strategy.precision.load_state_dict(state.get("precision", {}))
-
-
-def _as_loss_dict(output) -> dict[str, torch.Tensor]:
-    if isinstance(output, torch.Tensor):
-        return {"total_loss": output}
-    if not isinstance(output, Mapping) or not output:
-        raise TypeError(f"model(batch) in training must return a dict of losses, got "
-                        f"{type(output).__name__}")
-    return dict(output)
-

@@ -141,7 +141,7 @@ class Strategy(ABC):
         """Whether a non-finite :meth:`grad_norm` must stop the run. Not under fp16 loss
         scaling, where an overflow is expected now and then: the scaler skips that step and
         lowers the scale."""
-        return self.precision.scaler is None
+        return not self.precision.scaler.is_enabled()
 
     def step(self, model: nn.Module, optimizer: torch.optim.Optimizer
              ) -> torch.Tensor | float | None:
