@@ -29,25 +29,25 @@ TOOLS = {"pip", "setuptools", "wheel"}
 
 
 def dependency_closure(names):
-    """The installed distributions ``names`` need at run time (markers evaluated)."""
-    seen, todo = {}, list(names)
+    """The installed distributions ``names`` need at run time (markers evaluated, requested
+    extras followed: torch needs ``cuda-toolkit[cufft,...]``)."""
+    seen, todo = {}, [(name, ()) for name in names]
     while todo:
-        name = todo.pop()
+        name, extras = todo.pop()
         key = name.lower().replace("_", "-")
-        if key in seen:
+        if (key, extras) in seen or key in TOOLS:
             continue
         try:
             dist = md.distribution(name)
         except md.PackageNotFoundError:
             continue
-        if key in TOOLS:
-            continue
-        seen[key] = dist
+        seen[key, extras] = dist
         for line in dist.requires or []:
             req = Requirement(line)
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                todo.append(req.name)
-    return list(seen.values())
+            if req.marker is None or any(req.marker.evaluate({"extra": e})
+                                         for e in ("", *extras)):
+                todo.append((req.name, tuple(sorted(req.extras))))
+    return list({dist.metadata["Name"]: dist for dist in seen.values()}.values())
 
 
 def link_packages(dists, into):
