@@ -25,7 +25,7 @@ log "source in $SRC"
 mkdir -p "$SRC/detectron2/layers/csrc"
 cat >"$SRC/detectron2/layers/csrc/vision.cpp" <<'CPP'
 // Stub: mona_scale uses torchvision's ROIAlign/NMS; detectron2's custom ops are not built.
-#include <torch/extension.h>
+#include <pybind11/pybind11.h>  // no torch headers: the stub defines no op (builds in seconds)
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {}
 CPP
 if [ ! -d "$SRC/configs" ]; then
