@@ -6,7 +6,7 @@ STAMP := $(VENV)/.mona_env_ok
 export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 export WANDB_MODE ?= offline
 
-.PHONY: env test test-fast demo lint bench gpu-check
+.PHONY: env test test-fast test-demo demo lint bench gpu-check
 
 $(STAMP): setup.py requirements.txt tools/setup_env.sh tools/install_detectron2.sh
 	bash tools/setup_env.sh
@@ -18,12 +18,16 @@ env:
 ## test: create the environment if missing, then run every tier CI needs (the unit tier and
 ## the slow, slurm, real_data and gpu tiers; gpu tests skip themselves without a GPU)
 test: $(STAMP)
-	$(PY) -m pytest tests --durations=25
+	$(PY) -m pytest tests -m "not demo" --durations=25
+
+## test-demo: the full quickstart (15-25 min on 2 cores): Mona must beat the fixed baseline
+test-demo: $(STAMP)
+	$(PY) -m pytest tests -m demo
 
 ## test-fast: the unit tier only, for the edit-test loop (about a minute on 2 cores): leaves out the
 ## slow (train_net / multi-process runs), slurm, gpu and real_data tiers
 test-fast: $(STAMP)
-	$(PY) -m pytest tests -m "not slow and not slurm and not gpu and not real_data"
+	$(PY) -m pytest tests -m "not slow and not slurm and not gpu and not real_data and not demo"
 
 ## demo: create the environment if missing, then run the quickstart (CPU, minutes):
 ## the tuning report, tiny Swin pretraining, Mona Cascade Mask R-CNN, evaluation table
