@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import gc
 import os
 import re
 import socket
 import subprocess
 import sys
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.distributed as dist
@@ -226,8 +229,13 @@ def _worker(local_rank: int, fn: Callable, args: tuple, env: dict, timeout_s: fl
 
 
 def run_distributed(fn: Callable, args: tuple = (), timeout_s: float = DEFAULT_TIMEOUT_S):
-    """``fn(*args)`` inside :func:`init_distributed`'s group, destroyed afterwards (if this
-    call created it).
+    """``fn(*args)`` inside :func:`init_distributed`'s group, destroyed afterwards if this
+    call created it: when ``fn`` returns, when it exits (``SystemExit``: a signalled stop is
+    agreed by every rank first), and in a process group of one. When ``fn`` raised anything
+    else in a group of several, the group is left to the process exit, as torchtitan does:
+    a peer may still wait in a collective, and destroying the group could hang. Before a
+    destruction after an exception, the local variables of its traceback's frames are
+    cleared (they hold the model, which holds the group); the traceback itself is kept.
 
     Args:
         fn: the per-process main function.
@@ -240,21 +248,30 @@ def run_distributed(fn: Callable, args: tuple = (), timeout_s: float = DEFAULT_T
     created = not dist.is_initialized()
     init_distributed(timeout_s)
     try:
-        return fn(*args)
-    finally:
-        if created:
+        result = fn(*args)
+    except BaseException as error:
+        if created and (isinstance(error, SystemExit) or dist.get_world_size() == 1):
+            traceback.clear_frames(error.__traceback__)  # its frames' locals hold the model
             shutdown_distributed()
+        raise
+    if created:
+        shutdown_distributed()
+    return result
 
 
 def shutdown_distributed() -> None:
-    """Destroy the default process group after dropping every module-level reference to a
-    group: ours, detectron2's (``comm._LOCAL_PROCESS_GROUP`` and the lru-cached
-    ``_get_global_gloo_group`` / ``create_local_process_group``) and DeepSpeed's (the world,
-    expert and tensor-parallel groups of ``deepspeed.utils.groups``, the lists of its comm
-    backend). A gloo group that outlives ``destroy_process_group`` is destroyed at
-    interpreter shutdown, which aborts the process about one run in two (torch 2.14:
-    "terminate called without an active exception"). A no-op without a process group. Use
-    it instead of ``torch.distributed.destroy_process_group``."""
+    """Destroy the default process group after dropping every reference that would keep a
+    group alive past ``destroy_process_group``: ours, detectron2's (``comm._LOCAL_PROCESS_GROUP``
+    and the lru-cached ``_get_global_gloo_group`` / ``create_local_process_group``),
+    DeepSpeed's (the world, expert and tensor-parallel groups of ``deepspeed.utils.groups``,
+    the lists of its comm backend, the default argument of its barriers) and torch's DTensor
+    caches (see
+    :func:`_clear_dtensor_caches`). A gloo group that outlives ``destroy_process_group`` keeps
+    its worker threads until interpreter shutdown, where a thread still releasing a finished
+    collective's tensors aborts the process (torch 2.14: "terminate called without an active
+    exception", SIGABRT) after training succeeded. Call it once the wrapped model is
+    released (a live FSDP or DDP model holds its group). A no-op without a process group.
+    Use it instead of ``torch.distributed.destroy_process_group``."""
     if not dist.is_initialized():
         return
     from detectron2.utils import comm
@@ -271,7 +288,40 @@ def shutdown_distributed() -> None:
                 value.clear()
             elif callable(getattr(value, "cache_clear", None)):  # lru-cached group getters
                 value.cache_clear()
+    # DeepSpeed's TorchBackend.barrier / monitored_barrier take group=GroupMember.WORLD as a
+    # default argument, bound when deepspeed is first imported: after init_process_group
+    # that is the default group, for good. None is what an import before it binds.
+    backend = getattr(sys.modules.get("deepspeed.comm.torch"), "TorchBackend", None)
+    for function in vars(backend).values() if backend is not None else ():
+        defaults = getattr(function, "__defaults__", None) or ()
+        if any(isinstance(d, dist.ProcessGroup) for d in defaults):
+            function.__defaults__ = tuple(
+                None if isinstance(d, dist.ProcessGroup) else d for d in defaults)
+    _clear_dtensor_caches()
+    gc.collect()  # models and meshes in reference cycles hold groups too
     dist.destroy_process_group()
+
+
+def _clear_dtensor_caches() -> None:
+    """Empty the caches through which torch keeps every ``DeviceMesh`` (and so its process
+    group) alive once DTensor ran (FSDP2's parameters are DTensors): the lru caches of
+    ``torch.distributed`` (sharding propagation, mesh topology, redistribution plans), the
+    C++ fast-path sharding cache and the redistribute-planner dict. torch offers no public
+    call for this; the private ones are looked up and skipped where a torch version lacks
+    them. Costs a walk over the live objects, once per process."""
+    if "torch.distributed.tensor" not in sys.modules:
+        return
+    from torch.distributed.tensor import _redistribute, debug
+
+    lru_type = type(lru_cache(None)(len))
+    for obj in gc.get_objects():
+        if type(obj) is lru_type and str(getattr(obj, "__module__", "")).startswith(
+                "torch.distributed"):
+            obj.cache_clear()
+    for clear in (getattr(debug, "_clear_sharding_prop_cache", None),
+                  getattr(_redistribute, "clear_redistribute_planner_cache", None)):
+        if clear is not None:
+            clear()
 
 
 def launch(fn: Callable, num_processes: int = 1, num_machines: int = 1, machine_rank: int = 0,

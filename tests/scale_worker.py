@@ -23,7 +23,7 @@ from mona_scale.engine.defaults import (
     run,
     setup_run,
 )
-from mona_scale.launch import init_distributed
+from mona_scale.launch import init_distributed, shutdown_distributed
 
 import torch
 import torch.distributed as dist
@@ -64,6 +64,7 @@ def main(jobs_file: str) -> None:
         if dist.get_rank() == 0:
             print(f"[scale_worker] {cfg.train.output_dir} resume={job.get('resume', False)} "
                   f"{time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+    shutdown_distributed()
 
 
 if __name__ == "__main__":

@@ -110,34 +110,74 @@ def test_single_process_runs_in_a_group_of_one_with_torchrun_variables():
 
 
 SHUTDOWN = textwrap.dedent("""
-    import json, sys
+    import json, os
+    import torch
     from detectron2.utils import comm
-    from mona_scale.launch import init_distributed, shutdown_distributed
-    init_distributed()
-    gathered = comm.all_gather(comm.get_rank())  # caches a group in detectron2's comm
-    shutdown_distributed()
-    cache = comm._get_global_gloo_group.cache_info().currsize
-    print(json.dumps({"gathered": gathered, "cache": cache,
+    from mona_scale.engine.precision import Precision
+    from mona_scale.engine.strategies import build_strategy
+    from mona_scale.launch import run_distributed
+
+    def gloo_workers():  # the worker threads of live gloo groups, named by torch
+        return sum(open(f"/proc/self/task/{t}/comm").read().strip() == "pt_gloo_runloop"
+                   for t in os.listdir("/proc/self/task"))
+
+    CASE, RAISES = os.environ["CASE"], os.environ["RAISES"] == "1"
+    report = {}
+
+    def main():  # as train_net's: run_distributed destroys the group it created
+        report["gathered"] = comm.all_gather(comm.get_rank())  # caches a group in comm
+        if CASE != "detectron2_comm":  # a trained, wrapped model, left to the caller
+            name, options = {"fsdp": ("fsdp", {}), "zero2": ("deepspeed", {"stage": 2}),
+                             "zero3": ("deepspeed", {"stage": 3})}[CASE]
+            strategy = build_strategy(name, Precision(), **options)
+            model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 1))
+            model, optimizer = strategy.setup(
+                model, lambda m: torch.optim.SGD(m.parameters(), 0.1))
+            strategy.backward(model(torch.randn(3, 4)).sum())
+            strategy.step(model, optimizer)
+            strategy.full_state_dict(model)
+            strategy.close()
+        report["running"] = gloo_workers() > 0
+        if RAISES:  # a signalled stop: the traceback's frames hold the model
+            raise SystemExit(138)
+
+    try:
+        run_distributed(main)
+    except SystemExit as stop:
+        report["exit"] = stop.code
+    print(json.dumps({**report, "left": gloo_workers(),
+                      "cache": comm._get_global_gloo_group.cache_info().currsize,
                       "local": comm._LOCAL_PROCESS_GROUP is None}))
 """)
 
 
+
 @pytest.mark.slow
-def test_two_ranks_exit_cleanly_after_detectron2_comm(tmp_path):
-    """detectron2's lru-cached ``_get_global_gloo_group`` held the default gloo group past
-    ``destroy_process_group``; its destruction at interpreter shutdown aborted one run of
-    two ("terminate called without an active exception", SIGABRT). Three 2-rank runs
-    would all pass with the old code about one time in eight."""
+@pytest.mark.parametrize("case,raises", [
+    ("detectron2_comm", False), ("fsdp", False), ("fsdp", True), ("zero2", True),
+    pytest.param("zero3", False, marks=pytest.mark.xfail(
+        strict=True, reason="DeepSpeed 0.19.8 keeps a ZeRO-3 engine alive after "
+                            "engine.destroy(), and its groups with it"))])
+def test_two_ranks_destroy_their_gloo_groups_before_exit(tmp_path, case, raises):
+    """A gloo group that outlives ``destroy_process_group`` keeps its worker threads until
+    interpreter shutdown, where one still releasing a collective's tensors aborts the
+    process ("terminate called without an active exception", SIGABRT) about one run in
+    eight to two. The check is the cause, not the intermittent abort: after
+    ``run_distributed`` (train_net's path) no gloo worker thread is left, also after a
+    signalled stop (``SystemExit``, whose traceback holds the model).
+    Holders found so far: detectron2's lru-cached ``_get_global_gloo_group``, torch's DTensor
+    caches of FSDP2's ``DeviceMesh``, DeepSpeed's barrier default argument (bound to the
+    default group when deepspeed is imported after ``init_process_group``), and a ZeRO-3
+    engine, which outlives ``engine.destroy()`` (the known gap, xfail)."""
     script = tmp_path / "shutdown.py"
     script.write_text(SHUTDOWN)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    for attempt in range(3):
-        out = tmp_path / f"run{attempt}"
-        result = subprocess.run(
-            [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-             f"--master_port={find_free_port()}", "--log-dir", str(out), "--redirects=1",
-             str(script)], env=env, capture_output=True, text=True, timeout=120)
-        assert result.returncode == 0, result.stderr[-3000:]
-        reports = [json.loads(p.read_text().splitlines()[-1])
-                   for p in sorted(out.rglob("stdout.log"))]
-        assert reports == [{"gathered": [0, 1], "cache": 0, "local": True}] * 2
+    env = dict(os.environ, OMP_NUM_THREADS="1", CASE=case, RAISES=str(int(raises)))
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+         f"--master_port={find_free_port()}", "--log-dir", str(tmp_path / "logs"),
+         "--redirects=1", str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    reports = [json.loads(p.read_text().splitlines()[-1])
+               for p in sorted((tmp_path / "logs").rglob("stdout.log"))]
+    expected = {"gathered": [0, 1], "running": True, "left": 0, "cache": 0, "local": True}
+    assert reports == [{**expected, **({"exit": 138} if raises else {})}] * 2

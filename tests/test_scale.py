@@ -16,7 +16,7 @@ from mona_scale.engine.precision import Precision
 from mona_scale.engine.strategies import build_strategy
 from mona_scale.export import load_adapter
 from mona_scale.export import main as export_main
-from mona_scale.launch import find_free_port
+from mona_scale.launch import find_free_port, shutdown_distributed
 
 import pytest
 import torch
@@ -509,7 +509,8 @@ def _fsdp_layouts_worker(rank: int, init: str, out: str) -> None:
         results[name] = {"counts": counts, "state": strategy.full_state_dict(model)}
     if rank == 0:
         torch.save(results, out)
-    dist.destroy_process_group()
+    del model, optimizer, strategy  # FSDP's modules hold the group
+    shutdown_distributed()
 
 
 @pytest.mark.slow

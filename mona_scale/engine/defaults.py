@@ -308,6 +308,7 @@ def do_train(cfg: DictConfig, model: nn.Module, resume: bool = False) -> None:
         status = stopping.conclude(trainer.iter, train.max_iter)  # collective: a barrier
     finally:
         stopping.restore()
+    strategy.close()  # not after an error: a peer may still wait in a collective
     if status:
         raise stopping.exit_error(status, trainer.iter)
 

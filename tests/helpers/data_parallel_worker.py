@@ -19,7 +19,7 @@ import sys
 
 from mona_scale.engine.config import load_config
 from mona_scale.engine.defaults import build_model, build_run_strategy
-from mona_scale.launch import init_distributed
+from mona_scale.launch import init_distributed, shutdown_distributed
 
 import torch
 import torch.distributed as dist
@@ -109,7 +109,7 @@ def main(out: str) -> None:
     for job in (ddp_step, files, syncbn):
         job(out, rank)
         dist.barrier()
-    dist.destroy_process_group()
+    shutdown_distributed()
 
 
 if __name__ == "__main__":

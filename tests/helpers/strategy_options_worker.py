@@ -22,7 +22,7 @@ import sys
 
 from mona_scale.engine.config import load_config
 from mona_scale.engine.defaults import build_model, build_run_strategy, optimizer_factory, run
-from mona_scale.launch import init_distributed
+from mona_scale.launch import init_distributed, shutdown_distributed
 
 import torch.distributed as dist
 from detectron2.config import instantiate
@@ -90,7 +90,7 @@ def main(out: str) -> None:
             with open(os.path.join(job_dir, "inspect.json"), "w") as f:
                 json.dump(record, f)
         dist.barrier()
-    dist.destroy_process_group()
+    shutdown_distributed()
 
 
 if __name__ == "__main__":

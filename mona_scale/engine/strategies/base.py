@@ -173,3 +173,9 @@ class Strategy(ABC):
         state = get_model_state_dict(
             model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
         return state if not dist.is_initialized() or dist.get_rank() == 0 else None
+
+    def close(self) -> None:
+        """Release what :meth:`setup` registered outside the model (hooks held by C++,
+        which the garbage collector cannot free), so the wrapped model and the process
+        groups it holds can be freed once the run drops them. Nothing by default."""
+        return None

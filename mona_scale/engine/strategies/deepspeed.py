@@ -121,6 +121,13 @@ class DeepSpeedStrategy(Strategy):
         # The LR scheduler and the trainer see the torch optimizer ZeRO steps.
         return self.engine, optimizer
 
+    def close(self) -> None:
+        """DeepSpeed's ``engine.destroy()``: ZeRO's gradient hooks otherwise keep the engine,
+        its parameters and its process groups alive until the interpreter exits."""
+        if self.engine is not None:
+            self.engine.destroy()
+            self.engine = None
+
     def backward(self, loss: torch.Tensor) -> None:
         # The trainer already divided by grad_accum; DeepSpeed must not divide again.
         self.engine.backward(loss, scale_wrt_gas=False)
